@@ -1,0 +1,30 @@
+# Fresh machine: `make test` or `make demo` builds .venv first (torch/torchvision come from this machine's disk).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet torch torchvision
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/ruff check pipeline train tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check pipeline train tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/build_throughput.py
+	$(BIN)/python benchmarks/build_memory.py
+
+clean:
+	rm -rf demo

@@ -1,0 +1,1 @@
+"""Offline half of musicid: MusicNet reading, label merging, log-mel features and WebDataset shards."""

@@ -1,0 +1,67 @@
+"""The one log-mel feature function, shared by shard building and `musicid-predict`.
+
+Audio at any rate is resampled (soxr) to `sample_rate`, then a centred STFT, a Slaney mel filterbank and
+10·log10 power (dB, floor `amin`) give a float32 [n_mels, n_frames] matrix. Frame k is centred on sample
+k·hop_length of the resampled signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import librosa
+import numpy as np
+import soxr
+
+REFERENCE_RATE = 44100  # MusicNet's rate: sample keys and label times are expressed at this rate
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 128
+    fmin: float = 30.0
+    fmax: float = 11025.0
+    amin: float = 1e-10  # power floor before log: log scaling is 10*log10(max(power, amin))
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "log_scaling": "10*log10(max(mel_power, amin)), power spectrum, no ref"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureConfig:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(cfg: FeatureConfig) -> np.ndarray:
+    return librosa.filters.mel(
+        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
+    ).astype(np.float32)
+
+
+def resample(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
+    """Mono float32 audio at `sr` to the feature rate."""
+    if sr == cfg.sample_rate:
+        return audio
+    return soxr.resample(audio, sr, cfg.sample_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def log_mel(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
+    """Log-mel spectrogram float32 [n_mels, 1 + len(resampled)//hop] of mono audio at rate `sr`."""
+    y = resample(np.asarray(audio, dtype=np.float32), sr, cfg)
+    stft = librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True, pad_mode="constant")
+    power = stft.real**2 + stft.imag**2
+    mel = _mel_basis(cfg) @ power
+    return (10.0 * np.log10(np.maximum(mel, cfg.amin))).astype(np.float32)
+
+
+def frame_positions(n_frames: int, cfg: FeatureConfig, rate: float) -> np.ndarray:
+    """Centre of each frame as a sample index at `rate` (e.g. the label file's own rate)."""
+    return np.round(np.arange(n_frames) * cfg.hop_length * rate / cfg.sample_rate).astype(np.int64)

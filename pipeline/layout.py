@@ -1,0 +1,83 @@
+"""Finding MusicNet recordings on disk (Kaggle/Zenodo or flat layout) and reading the metadata CSV."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .labels import InputError
+
+FOLDERS = ("train", "test")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording: its id (file stem), the MusicNet folder it came from, and its two files."""
+
+    id: str
+    folder: str
+    audio: Path
+    labels: Path
+
+
+def data_dir(root: Path) -> Path:
+    """The folder holding `{train,test}_{data,labels}`: `<root>/musicnet/musicnet` or `<root>` itself."""
+    if not root.exists():
+        raise InputError(f"{root}: dataset root does not exist")
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset root is not a directory")
+    for cand in (root / "musicnet" / "musicnet", root / "musicnet", root):
+        if any((cand / f"{f}_{k}").is_dir() for f in FOLDERS for k in ("data", "labels")):
+            return cand
+    raise InputError(
+        f"{root}: no MusicNet folders found (expected musicnet/musicnet/train_data, train_labels, ... "
+        "or train_data/train_labels directly under the root)"
+    )
+
+
+def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
+    """Pair audio and label files by stem. Unpaired files are skipped: counted, and listed by path."""
+    base = data_dir(root)
+    found: list[Recording] = []
+    skipped: Counter = Counter()
+    details: list[str] = []
+    for folder in FOLDERS:
+        audio = {
+            p.stem: p
+            for p in sorted((base / f"{folder}_data").glob("*"))
+            if p.suffix.lower() in AUDIO_SUFFIXES
+        }
+        labels = {p.stem: p for p in sorted((base / f"{folder}_labels").glob("*.csv"))}
+        for stem in sorted(audio.keys() - labels.keys()):
+            skipped["recordings_audio_without_labels"] += 1
+            details.append(f"{audio[stem]}: no label CSV")
+        for stem in sorted(labels.keys() - audio.keys()):
+            skipped["recordings_labels_without_audio"] += 1
+            details.append(f"{labels[stem]}: no audio file")
+        found += [Recording(s, folder, audio[s], labels[s]) for s in sorted(audio.keys() & labels.keys())]
+    ids = Counter(r.id for r in found)
+    dup = sorted(i for i, n in ids.items() if n > 1)
+    if dup:
+        raise InputError(f"{base}: recording id(s) in both train and test folders: {', '.join(dup)}")
+    if not found:
+        raise InputError(f"{root}: no recordings with both audio and labels found under {base}")
+    return found, skipped, details
+
+
+def read_metadata(root: Path) -> dict[str, str]:
+    """Map recording id -> ensemble from `musicnet_metadata.csv` (empty when the file is absent)."""
+    for cand in (root / "musicnet_metadata.csv", data_dir(root) / "musicnet_metadata.csv"):
+        if cand.is_file():
+            try:
+                df = pd.read_csv(cand, dtype=str)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise InputError(f"{cand}: cannot parse metadata CSV ({exc})") from exc
+            for col in ("id", "ensemble"):
+                if col not in df.columns:
+                    raise InputError(f"{cand}: metadata CSV is missing column {col}")
+            return dict(zip(df["id"].str.strip(), df["ensemble"].fillna("").str.strip(), strict=True))
+    return {}

@@ -1,0 +1,77 @@
+"""Stage 1 of a build: one recording decoded once, featurised once, labelled, and staged on disk.
+
+A staged recording is a folder of `.npy` arrays plus `meta.json`, made under a temporary name and renamed
+when complete, so an interrupted build resumes by skipping the folders that exist. Stage 2 slices shard
+samples out of these arrays through memory maps, so no stage holds more than one recording in RAM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AudioError, audio_info, load_audio
+from .features import FeatureConfig, frame_positions, log_mel
+from .labels import read_labels
+from .layout import Recording
+from .spans import frame_activity, merge_spans
+from .windows import Samples, WindowConfig, cut_spans, cut_windows
+
+ARRAYS = ("spec", "roll", "frame0", "length", "start_s", "instruments", "notes", "stats")
+
+
+def stage_recording(rec: Recording, staging: Path, feat: FeatureConfig, win: WindowConfig) -> dict:
+    """Stage one recording; returns its meta. Unusable audio gives {"skipped": reason} instead."""
+    final = staging / rec.id
+    if (final / "meta.json").is_file():
+        return {**json.loads((final / "meta.json").read_text()), "reused": True}
+    try:
+        frames, rate = audio_info(rec.audio)
+        notes, dropped = read_labels(rec.labels, frames)
+        audio, rate = load_audio(rec.audio)
+    except AudioError as exc:
+        return {"id": rec.id, "skipped": str(exc)}
+    spec = log_mel(audio, rate, feat)
+    del audio
+    spans = merge_spans(notes)
+    inst_roll, pitch_roll = frame_activity(spans, frame_positions(spec.shape[1], feat, rate))
+    if win.segmentation == "spans":
+        samples = cut_spans(spans, spec.shape[1], win, feat.frame_rate, rate)
+    else:
+        samples = cut_windows(inst_roll, pitch_roll, win, feat.frame_rate)
+    spec64 = spec.astype(np.float64)
+    meta = {
+        "id": rec.id,
+        "folder": rec.folder,
+        "seconds": frames / rate,
+        "sample_rate": rate,
+        "n_frames": int(spec.shape[1]),
+        "n_samples": len(samples),
+        "dropped": dict(dropped),
+        "instruments_present": [int(i) for i in np.flatnonzero(inst_roll.any(axis=1))],
+    }
+    arrays = {
+        "spec": spec.astype(np.float16),
+        "roll": inst_roll,
+        "stats": np.stack([spec64.sum(axis=1), (spec64**2).sum(axis=1)]),
+        **{k: getattr(samples, k) for k in ("frame0", "length", "start_s", "instruments", "notes")},
+    }
+    tmp = staging / f".{rec.id}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, arr in arrays.items():
+        np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    os.replace(tmp, final)
+    return meta
+
+
+def load_samples(folder: Path) -> Samples:
+    """A staged recording's per-sample arrays (small; the spectrogram stays on disk)."""
+    get = {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in ("frame0", "length", "start_s",
+                                                                         "instruments", "notes")}
+    return Samples(**get)

@@ -1,0 +1,234 @@
+"""The built-in synthetic MusicNet: learnable, not trivial, written in the exact Kaggle layout.
+
+Eleven additive-synthesis timbres differ the way the real instruments do: harmonic profile and formants,
+attack and decay (plucked/struck vs. bowed/blown), vibrato, piano inharmonicity, breath and bow noise.
+Pitch ranges are the instruments' real ranges, which overlap, so pitch alone does not identify them.
+Recordings are drawn from MusicNet's ensembles, with rests, silent gaps and varying loudness.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .labels import LABEL_COLUMNS
+from .vocab import INSTRUMENTS
+
+RATE = 44100
+TABLE = 4096
+
+
+@dataclass(frozen=True)
+class Timbre:
+    low: int  # MIDI pitch range
+    high: int
+    slope: float  # harmonic k amplitude ~ k**-slope
+    odd_only: float = 0.0  # 1.0 suppresses even harmonics (clarinet)
+    formant: float = 0.0  # Hz centre of a spectral resonance, 0 for none
+    formant_gain: float = 0.0
+    attack: float = 0.05  # seconds
+    decay: float = 0.0  # seconds, exponential decay time; 0 = sustained
+    vibrato_hz: float = 0.0
+    vibrato_depth: float = 0.0  # fraction of f0
+    noise: float = 0.0  # breath / bow noise level relative to the tone
+    inharmonicity: float = 0.0  # B in f_k = k f0 sqrt(1 + B k^2), explicit partials only
+    n_harmonics: int = 30
+
+
+TIMBRES: dict[str, Timbre] = {
+    "Piano": Timbre(21, 108, 1.6, attack=0.004, decay=0.9, inharmonicity=4e-4, n_harmonics=10),
+    "Harpsichord": Timbre(29, 89, 0.7, formant=2500, formant_gain=2.0, attack=0.002, decay=0.35),
+    "Violin": Timbre(55, 100, 1.0, formant=3000, formant_gain=2.5, attack=0.08, vibrato_hz=5.8,
+                     vibrato_depth=0.006, noise=0.03),
+    "Viola": Timbre(48, 88, 1.1, formant=1600, formant_gain=2.5, attack=0.09, vibrato_hz=5.2,
+                    vibrato_depth=0.005, noise=0.03),
+    "Cello": Timbre(36, 76, 1.2, formant=700, formant_gain=2.5, attack=0.1, vibrato_hz=4.8,
+                    vibrato_depth=0.005, noise=0.02),
+    "Contrabass": Timbre(28, 67, 1.5, formant=300, formant_gain=2.0, attack=0.12, vibrato_hz=4.2,
+                         vibrato_depth=0.003, noise=0.02),
+    "Horn": Timbre(34, 77, 2.4, formant=450, formant_gain=1.5, attack=0.09),
+    "Oboe": Timbre(58, 91, 0.6, formant=1300, formant_gain=4.0, attack=0.03, vibrato_hz=5.0,
+                   vibrato_depth=0.002),
+    "Bassoon": Timbre(34, 75, 0.8, formant=500, formant_gain=3.5, attack=0.04),
+    "Clarinet": Timbre(50, 94, 1.3, odd_only=0.9, attack=0.03),
+    "Flute": Timbre(60, 96, 3.0, attack=0.05, vibrato_hz=5.0, vibrato_depth=0.004, noise=0.12),
+}
+
+# MusicNet's ensembles (DESIGN §2) with their recording counts: the generator's menu and its weights.
+ENSEMBLES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "Solo Piano": (156, ("Piano",)),
+    "String Quartet": (57, ("Violin", "Violin", "Viola", "Cello")),
+    "Accompanied Violin": (22, ("Violin", "Piano")),
+    "Solo Cello": (12, ("Cello",)),
+    "Wind Quintet": (9, ("Flute", "Oboe", "Clarinet", "Bassoon", "Horn")),
+    "Solo Violin": (9, ("Violin",)),
+    "Piano Quartet": (8, ("Piano", "Violin", "Viola", "Cello")),
+    "Piano Trio": (7, ("Piano", "Violin", "Cello")),
+    "Accompanied Cello": (7, ("Cello", "Piano")),
+    "Pairs Clarinet-Horn-Bassoon": (6, ("Clarinet", "Horn", "Bassoon")),
+    "String Sextet": (5, ("Violin", "Violin", "Viola", "Cello", "Cello")),
+    "Piano Quintet": (4, ("Piano", "Violin", "Viola", "Cello")),
+    "Accompanied Clarinet": (3, ("Clarinet", "Piano")),
+    "Horn Piano Trio": (3, ("Horn", "Violin", "Piano")),
+    "Violin and Harpsichord": (3, ("Violin", "Harpsichord")),
+    "Wind Octet": (2, ("Oboe", "Clarinet", "Horn", "Bassoon")),
+    "Clarinet Quintet": (2, ("Clarinet", "Violin", "Viola", "Cello")),
+    "Solo Flute": (2, ("Flute",)),
+    "Clarinet-Cello-Piano Trio": (2, ("Clarinet", "Cello", "Piano")),
+    "Wind and Strings Octet": (1, ("Clarinet", "Horn", "Bassoon", "Violin", "Viola", "Cello", "Contrabass")),
+    "Viola Quintet": (1, ("Violin", "Viola", "Viola", "Cello")),
+}
+# Together these hold all 11 instruments: train and test each start with them.
+COVERAGE = ("Wind and Strings Octet", "Violin and Harpsichord", "Wind Quintet", "Solo Piano")
+NOTE_VALUES = ((0.25, "Sixteenth"), (0.5, "Eighth"), (1.0, "Quarter"), (1.5, "Dotted Quarter"),
+               (2.0, "Half"), (3.0, "Dotted Half"), (4.0, "Whole"))
+PROGRAM = {name: prog for prog, name in INSTRUMENTS}
+
+
+def _harmonic_amps(t: Timbre, f0: float, n: int) -> np.ndarray:
+    k = np.arange(1, n + 1, dtype=np.float64)
+    amps = k**-t.slope
+    amps[1::2] *= 1.0 - t.odd_only
+    if t.formant:
+        amps *= 1.0 + t.formant_gain * np.exp(-0.5 * (np.log2(k * f0 / t.formant) / 0.5) ** 2)
+    return amps / np.sqrt((amps**2).sum())
+
+
+def _wavetable(t: Timbre, f0: float) -> np.ndarray:
+    n = int(min(t.n_harmonics, (RATE / 2 - 200) // f0, TABLE // 2 - 1))
+    spec = np.zeros(TABLE // 2 + 1, dtype=np.complex128)
+    spec[1 : n + 1] = _harmonic_amps(t, f0, n) * TABLE / 2
+    return np.fft.irfft(spec, TABLE).astype(np.float32)
+
+
+def _envelope(t: Timbre, n: int, rng: np.random.Generator) -> np.ndarray:
+    time = np.arange(n, dtype=np.float32) / RATE
+    env = np.minimum(time / t.attack, 1.0)
+    if t.decay:
+        env *= np.exp(-time / (t.decay * rng.uniform(0.7, 1.4)))
+    release = min(int(0.06 * RATE), n)
+    env[n - release :] *= np.linspace(1.0, 0.0, release, dtype=np.float32)
+    return env
+
+
+def render_note(name: str, pitch: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """One note of `n` samples at unit loudness."""
+    t = TIMBRES[name]
+    f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+    time = np.arange(n, dtype=np.float64) / RATE
+    if t.inharmonicity:
+        k = np.arange(1, min(t.n_harmonics, int((RATE / 2 - 200) // f0)) + 1)
+        freqs = k * f0 * np.sqrt(1 + t.inharmonicity * k**2)
+        keep = freqs < RATE / 2 - 200
+        amps = _harmonic_amps(t, f0, len(k))[keep]
+        # Higher partials of a struck string die faster: the tone darkens as it decays.
+        damp = np.exp(-np.outer(k[keep] * f0 / 2000.0, time))
+        tone = (amps[:, None] * damp * np.sin(2 * np.pi * np.outer(freqs[keep], time))).sum(0)
+    else:
+        inst = f0 * np.ones(n)
+        if t.vibrato_hz:
+            onset = np.minimum(time / 0.3, 1.0)
+            inst *= 1 + t.vibrato_depth * onset * np.sin(2 * np.pi * t.vibrato_hz * time + rng.uniform(0, 6.3))
+        phase = (np.cumsum(inst) / RATE + rng.uniform()) % 1.0
+        tone = _wavetable(t, f0)[(phase * TABLE).astype(np.int64) % TABLE]
+    if t.noise:
+        noise = rng.standard_normal(n)
+        noise = np.diff(noise, prepend=0.0) if name != "Flute" else noise * (0.5 + 0.5 * np.sin(2 * np.pi * f0 * time))
+        tone = tone + t.noise * noise
+    return (tone * _envelope(t, n, rng)).astype(np.float32)
+
+
+def _voice_notes(name: str, seconds: float, beat: float, rest_p: float, rng: np.random.Generator,
+                 chords: bool) -> list[tuple[float, float, int, float, float, str]]:
+    """(start_s, end_s, pitch, start_beat, end_beat, note_value) for one melodic line."""
+    t = TIMBRES[name]
+    centre = rng.integers(t.low + 6, t.high - 6)
+    notes, b = [], 0.0
+    while b * beat < seconds:
+        length, value = NOTE_VALUES[rng.choice(len(NOTE_VALUES), p=[.1, .25, .3, .1, .15, .05, .05])]
+        if rng.uniform() >= rest_p:
+            centre = int(np.clip(centre + rng.integers(-4, 5), t.low + 3, t.high - 3))
+            pitches = {centre}
+            if chords and rng.uniform() < 0.5:
+                pitches.add(int(np.clip(centre + rng.choice([3, 4, 7, 12]), t.low, t.high)))
+            legato = rng.uniform(0.75, 1.0)
+            for p in sorted(pitches):
+                notes.append((b * beat, min((b + length * legato) * beat, seconds), p, b, b + length, value))
+        b += length
+    return notes
+
+
+def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple]]:
+    """Mix one recording; returns audio and label rows (start, end, program, pitch, beats, value)."""
+    voices = ENSEMBLES[ensemble][1]
+    n = int(seconds * RATE)
+    mix = np.zeros(n, dtype=np.float32)
+    beat = 60.0 / rng.uniform(70, 140)
+    rest_p = 0.1 + 0.06 * max(0, len(voices) - 3)
+    gaps = [(g, g + rng.uniform(0.5, 2.0)) for g in rng.uniform(0, seconds, size=rng.integers(1, 3))]
+    dyn_rate, dyn_phase = rng.uniform(0.03, 0.15), rng.uniform(0, 6.3)
+    rows = []
+    for name in voices:
+        gain = rng.uniform(0.3, 1.0) / np.sqrt(len(voices))
+        for start, end, pitch, b0, b1, value in _voice_notes(name, seconds, beat, rest_p, rng, name == "Piano"):
+            for g0, g1 in gaps:  # silent gaps: drop notes starting inside, cut notes running into one
+                if g0 <= start < g1:
+                    end = start
+                elif start < g0 < end:
+                    end = g0
+            i0, i1 = int(start * RATE), int(end * RATE)
+            if i1 - i0 < int(0.05 * RATE):
+                continue
+            loud = gain * rng.uniform(0.4, 1.0) * (0.6 + 0.4 * np.sin(2 * np.pi * dyn_rate * start + dyn_phase))
+            mix[i0:i1] += loud * render_note(name, pitch, i1 - i0, rng)
+            rows.append((i0, i1, PROGRAM[name], pitch, round(b0, 4), round(b1, 4), value))
+    peak = np.abs(mix).max()
+    if peak > 0.95:
+        mix *= 0.95 / peak
+    mix += 1e-4 * rng.standard_normal(n).astype(np.float32)  # a faint noise floor, like a real room
+    rows.sort()
+    return mix, rows
+
+
+def _choose_ensembles(count: int, rng: np.random.Generator) -> list[str]:
+    names = list(ENSEMBLES)
+    weights = np.sqrt([ENSEMBLES[e][0] for e in names])
+    drawn = rng.choice(names, size=max(count - len(COVERAGE), 0), p=weights / weights.sum())
+    return list(COVERAGE[:count]) + [str(e) for e in drawn]
+
+
+def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int = 0) -> dict[str, list[str]]:
+    """Write a MusicNet-layout dataset under `out`; returns recording ids per folder."""
+    rng = np.random.default_rng(seed)
+    n_test = max(1, round(recordings / 6))
+    plan = {"train": _choose_ensembles(recordings - n_test, rng), "test": _choose_ensembles(n_test, rng)}
+    base = out / "musicnet" / "musicnet"
+    meta, ids = [], {}
+    child_seeds = iter(np.random.SeedSequence(seed).spawn(recordings))
+    next_id = 1000
+    for folder, ensembles in plan.items():
+        (base / f"{folder}_data").mkdir(parents=True, exist_ok=True)
+        (base / f"{folder}_labels").mkdir(parents=True, exist_ok=True)
+        ids[folder] = []
+        for ensemble in ensembles:
+            rid = str(next_id)
+            next_id += 1
+            audio, rows = render_recording(ensemble, seconds, np.random.default_rng(next(child_seeds)))
+            sf.write(base / f"{folder}_data" / f"{rid}.wav", audio, RATE, subtype="PCM_16")
+            with open(base / f"{folder}_labels" / f"{rid}.csv", "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(LABEL_COLUMNS)
+                writer.writerows(rows)
+            meta.append((rid, "Synth", f"Synthetic piece {rid}", "1. Allegro, ma non troppo", ensemble,
+                         "musicid synth", "musicid", f"SYN{rid}", int(round(seconds))))
+            ids[folder].append(rid)
+    with open(out / "musicnet_metadata.csv", "w", newline="") as fh:
+        writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(("id", "composer", "composition", "movement", "ensemble", "source", "transcriber",
+                         "catalog_name", "seconds"))
+        writer.writerows(meta)
+    return ids

@@ -1,0 +1,83 @@
+"""Cutting a recording's feature frames into samples and labelling them from the merged spans.
+
+A sample is a run of `length` frames starting at `frame0`, tiled up to the fixed `n_frames` when shorter
+(`frame0 + arange(n_frames) % length`). `windows` segmentation gives fixed windows every hop; `spans`
+reproduces the prior work: one sample per merged span, cropped or tiled to the fixed length.
+
+Clip label rule (`min_active`): an instrument is on in a window when it sounds in at least that fraction
+of the window's frames (at least one frame; 0 means any frame). Notes: any pitch sounding in any frame.
+In `spans` mode a sample carries its span's own labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .spans import Spans
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    segmentation: str = "windows"  # or "spans"
+    min_active: float = 0.1
+
+    def frames(self, frame_rate: float) -> tuple[int, int]:
+        """(frames per sample, frames between window starts) at the feature frame rate."""
+        return max(1, round(self.window_s * frame_rate)), max(1, round(self.hop_s * frame_rate))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Samples:
+    """Per-sample frame runs and labels of one recording."""
+
+    frame0: np.ndarray  # int64 [S]
+    length: np.ndarray  # int64 [S], frames before tiling
+    start_s: np.ndarray  # float64 [S], exact start (span starts are finer than a frame)
+    instruments: np.ndarray  # uint8 [S, 11]
+    notes: np.ndarray  # uint8 [S, 128]
+
+    def __len__(self) -> int:
+        return len(self.frame0)
+
+
+def frame_index(frame0: int, length: int, n_frames: int) -> np.ndarray:
+    """Frame indices of one sample: its run, tiled up to `n_frames`."""
+    return frame0 + np.arange(n_frames) % length
+
+
+def _window_counts(roll: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """Active frames per row of `roll` in each window [start, start + width) -> [S, rows]."""
+    cs = np.zeros((roll.shape[0], roll.shape[1] + 1), dtype=np.int64)
+    np.cumsum(roll, axis=1, out=cs[:, 1:])
+    return (cs[:, starts + width] - cs[:, starts]).T
+
+
+def cut_windows(inst_roll: np.ndarray, pitch_roll: np.ndarray, cfg: WindowConfig, frame_rate: float) -> Samples:
+    """Fixed windows over a recording of T frames; a recording shorter than one window gives one tiled sample."""
+    width, hop = cfg.frames(frame_rate)
+    n = inst_roll.shape[1]
+    if n < width:
+        starts, width_used = np.zeros(1, dtype=np.int64), n
+    else:
+        starts, width_used = np.arange(0, n - width + 1, hop, dtype=np.int64), width
+    need = max(1, int(np.ceil(cfg.min_active * width_used)))
+    inst = (_window_counts(inst_roll, starts, width_used) >= need).astype(np.uint8)
+    notes = (_window_counts(pitch_roll, starts, width_used) >= 1).astype(np.uint8)
+    return Samples(starts, np.full(len(starts), width_used, dtype=np.int64), starts / frame_rate, inst, notes)
+
+
+def cut_spans(spans: Spans, n_frames_total: int, cfg: WindowConfig, frame_rate: float, rate: float) -> Samples:
+    """One sample per merged span (the prior work's samples), cropped or tiled to the window length."""
+    width, _ = cfg.frames(frame_rate)
+    first = np.clip(np.round(spans.start / rate * frame_rate).astype(np.int64), 0, max(n_frames_total - 1, 0))
+    last = np.round(spans.end / rate * frame_rate).astype(np.int64)
+    length = np.clip(last - first, 1, width)
+    length = np.minimum(length, n_frames_total - first)
+    return Samples(first, length, spans.start / rate, spans.instruments.copy(), spans.notes.copy())
