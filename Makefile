@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/ruff check pipeline train tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check pipeline train tests benchmarks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +14,34 @@ class AudioError(Exception):
     """An audio file that cannot be used; the message names the file and the reason."""
 
 
+def _check_wav_complete(path: Path) -> None:
+    """libsndfile silently shortens a truncated WAV; compare the data chunk's declared size with the file."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk, n = struct.unpack("<4sI", fh.read(8))
+            if chunk == b"data":
+                if pos + 8 + n > size:
+                    raise AudioError(f"{path}: truncated audio (data chunk declares {n} bytes, "
+                                     f"file holds {size - pos - 8})")
+                return
+            pos += 8 + n + (n & 1)
+
+
 def audio_info(path: Path) -> tuple[int, int]:
-    """(frames, sample rate) from the header, without decoding."""
+    """(frames, sample rate) from the header, without decoding; truncated WAVs are refused here."""
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: unreadable audio ({exc})") from exc
+    _check_wav_complete(path)
+    if info.frames == 0:
+        raise AudioError(f"{path}: empty audio")
     return int(info.frames), int(info.samplerate)
 
 
@@ -30,9 +54,7 @@ def load_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: unreadable audio ({exc})") from exc
     if len(data) < stop - start:
-        raise AudioError(f"{path}: truncated audio (header says {frames} frames, only {start + len(data)} decode)")
-    if frames == 0:
-        raise AudioError(f"{path}: empty audio")
+        raise AudioError(f"{path}: truncated audio (header says {frames} frames, {start + len(data)} decode)")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(mono).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")

@@ -20,7 +20,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .features import FeatureConfig
@@ -57,10 +56,6 @@ def label_rule(win: WindowConfig) -> str:
             "(at least one frame); notes: pitches sounding in any frame")
 
 
-def _init_worker() -> None:
-    threadpool_limits(1)  # one BLAS/FFT thread per process: the pool supplies the parallelism
-
-
 def _run(fn: Callable, jobs: list, workers: int, desc: str, progress: bool) -> Iterable:
     """Map `fn` over jobs in order, in-process for one worker, else in a process pool; with a progress bar."""
     bar = tqdm(total=len(jobs), desc=desc, unit="rec" if desc == "recordings" else "shard", disable=not progress)
@@ -69,7 +64,7 @@ def _run(fn: Callable, jobs: list, workers: int, desc: str, progress: bool) -> I
             yield fn(job)
             bar.update()
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
             for result in pool.map(fn, jobs):
                 yield result
                 bar.update()
@@ -150,8 +145,8 @@ def build_shards(root: Path, out: Path, cfg: BuildConfig, workers: int = 1, over
         if cfg.max_shard_mb > 0:
             n_shards = max(n_shards, math.ceil(total * sample_bytes / (cfg.max_shard_mb * 2**20)))
         plan = plan_shards(counts, split, n_shards, cfg.block_size, cfg.seed) if total else []
-        jobs += [ShardJob(out / shard_name(split, i), blocks, staging, n_frames, cfg.features.frame_rate, ensembles)
-                 for i, blocks in enumerate(plan)]
+        jobs += [ShardJob(out / shard_name(split, i), blocks, staging, n_frames, cfg.features.frame_rate, ensembles,
+                          span_samples=cfg.windows.segmentation == "spans") for i, blocks in enumerate(plan)]
         splits[split] = {
             "samples": total,
             "recordings": members,

@@ -13,6 +13,7 @@ from functools import lru_cache
 import librosa
 import numpy as np
 import soxr
+from threadpoolctl import threadpool_limits
 
 REFERENCE_RATE = 44100  # MusicNet's rate: sample keys and label times are expressed at this rate
 
@@ -58,7 +59,8 @@ def log_mel(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
     y = resample(np.asarray(audio, dtype=np.float32), sr, cfg)
     stft = librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True, pad_mode="constant")
     power = stft.real**2 + stft.imag**2
-    mel = _mel_basis(cfg) @ power
+    with threadpool_limits(1):  # one BLAS thread: the same bits whatever the machine's or pool's thread count
+        mel = _mel_basis(cfg) @ power
     return (10.0 * np.log10(np.maximum(mel, cfg.amin))).astype(np.float32)
 
 

@@ -70,6 +70,7 @@ class ShardJob:
     n_frames: int
     frame_rate: float
     ensembles: dict[str, str]
+    span_samples: bool = False  # prior-work span samples: the roll repeats the span's own labels
 
 
 def write_shard(job: ShardJob) -> dict:
@@ -92,7 +93,11 @@ def write_shard(job: ShardJob) -> dict:
                     _add(tar, f"{key}.json", json.dumps(info).encode())
                     _add(tar, f"{key}.instruments.npy", _npy(samples.instruments[i]))
                     _add(tar, f"{key}.notes.npy", _npy(samples.notes[i]))
-                    _add(tar, f"{key}.roll.npy", _npy(np.ascontiguousarray(roll[:, frames])))
+                    if job.span_samples:
+                        sample_roll = np.repeat(samples.instruments[i][:, None], job.n_frames, axis=1)
+                    else:
+                        sample_roll = np.ascontiguousarray(roll[:, frames])
+                    _add(tar, f"{key}.roll.npy", _npy(sample_roll))
                     _add(tar, f"{key}.spec.npy", _npy(np.ascontiguousarray(spec[:, frames])))
         os.replace(tmp, job.path)
     return {"name": job.path.name, "samples": int(sum(len(i) for _, i in job.blocks)),

@@ -150,7 +150,7 @@ def _voice_notes(name: str, seconds: float, beat: float, rest_p: float, rng: np.
     notes, b = [], 0.0
     while b * beat < seconds:
         length, value = NOTE_VALUES[rng.choice(len(NOTE_VALUES), p=[.1, .25, .3, .1, .15, .05, .05])]
-        if rng.uniform() >= rest_p:
+        if not notes or rng.uniform() >= rest_p:
             centre = int(np.clip(centre + rng.integers(-4, 5), t.low + 3, t.high - 3))
             pitches = {centre}
             if chords and rng.uniform() < 0.5:
@@ -169,7 +169,8 @@ def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) ->
     mix = np.zeros(n, dtype=np.float32)
     beat = 60.0 / rng.uniform(70, 140)
     rest_p = 0.1 + 0.06 * max(0, len(voices) - 3)
-    gaps = [(g, g + rng.uniform(0.5, 2.0)) for g in rng.uniform(0, seconds, size=rng.integers(1, 3))]
+    gap_len = rng.uniform(0.5, 2.0, size=rng.integers(1, 3)) * min(1.0, seconds / 20)
+    gaps = [(g, g + n) for g, n in zip(rng.uniform(0, seconds, size=len(gap_len)), gap_len, strict=True)]
     dyn_rate, dyn_phase = rng.uniform(0.03, 0.15), rng.uniform(0, 6.3)
     rows = []
     for name in voices:

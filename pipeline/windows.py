@@ -6,7 +6,7 @@ reproduces the prior work: one sample per merged span, cropped or tiled to the f
 
 Clip label rule (`min_active`): an instrument is on in a window when it sounds in at least that fraction
 of the window's frames (at least one frame; 0 means any frame). Notes: any pitch sounding in any frame.
-In `spans` mode a sample carries its span's own labels.
+In `spans` mode a sample carries its span's own labels, and its frame roll repeats them.
 """
 
 from __future__ import annotations
