@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-import librosa
 import numpy as np
 import soxr
+from librosa.core.spectrum import stft as librosa_stft  # eager: forked workers inherit it, not re-import it
+from librosa.filters import mel as mel_filters
 from threadpoolctl import threadpool_limits
 
 REFERENCE_RATE = 44100  # MusicNet's rate: sample keys and label times are expressed at this rate
@@ -42,9 +43,8 @@ class FeatureConfig:
 
 @lru_cache(maxsize=8)
 def _mel_basis(cfg: FeatureConfig) -> np.ndarray:
-    return librosa.filters.mel(
-        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
-    ).astype(np.float32)
+    return mel_filters(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
+                       fmax=cfg.fmax).astype(np.float32)
 
 
 def resample(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
@@ -57,7 +57,7 @@ def resample(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
 def log_mel(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
     """Log-mel spectrogram float32 [n_mels, 1 + len(resampled)//hop] of mono audio at rate `sr`."""
     y = resample(np.asarray(audio, dtype=np.float32), sr, cfg)
-    stft = librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True, pad_mode="constant")
+    stft = librosa_stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True, pad_mode="constant")
     power = stft.real**2 + stft.imag**2
     with threadpool_limits(1):  # one BLAS thread: the same bits whatever the machine's or pool's thread count
         mel = _mel_basis(cfg) @ power
