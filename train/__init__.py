@@ -1,0 +1,1 @@
+"""Online half of musicid: streaming shards into a ResNet18, evaluation and prediction."""

@@ -1,0 +1,86 @@
+"""ResNet18 for log-mel input: torchvision's backbone, a one-channel stem and a dedicated 11-way head.
+
+One-channel input: conv1's ImageNet RGB kernels are summed into one channel ("folded"), which equals
+feeding the spectrogram copied into 3 channels, at a third of the stem's cost. The original fc is
+replaced by a head (dropout + Linear 512->11); the model returns logits, `predict_proba` the sigmoid.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torchvision.models import ResNet18_Weights, resnet18
+
+from pipeline.vocab import N_INSTRUMENTS
+
+IMAGENET_FILE = "resnet18-f37072fd.pth"
+
+
+class InstrumentNet(nn.Module):
+    def __init__(self, n_classes: int = N_INSTRUMENTS, dropout: float = 0.2):
+        super().__init__()
+        self.backbone = resnet18(weights=None)
+        self.backbone.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.backbone.fc = nn.Identity()
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(512, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [batch, 1, n_mels, n_frames] normalised log-mel -> logits [batch, n_classes]."""
+        return self.head(self.backbone(x))
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(x))
+
+    def load_backbone(self, state: dict) -> None:
+        """Load a torchvision resnet18 state dict (3-channel conv1 folded, fc dropped)."""
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith(("fc.", "head."))}
+        if state["conv1.weight"].shape[1] == 3:
+            state["conv1.weight"] = state["conv1.weight"].sum(dim=1, keepdim=True)
+        missing, unexpected = self.backbone.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"backbone weights do not fit resnet18: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+
+    def freeze_backbone(self) -> None:
+        """Train the head only (the prior work's setting); batch-norm statistics stay fixed too."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and not any(p.requires_grad for p in self.backbone.parameters()):
+            self.backbone.eval()
+        return self
+
+
+def imagenet_state() -> dict:
+    """torchvision's ImageNet ResNet18 weights from its cache, or the network; a clear error otherwise."""
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+    try:
+        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
+        raise RuntimeError(
+            f"ImageNet weights for ResNet18 are not available ({type(exc).__name__}: {exc}). Put "
+            f"{IMAGENET_FILE} (from {ResNet18_Weights.IMAGENET1K_V1.url}) into {hub}/ or set TORCH_HOME, "
+            "or use --pretrained PATH with a local state dict, or --pretrained none."
+        ) from exc
+
+
+def build_model(pretrained: str = "none", freeze_backbone: bool = False, dropout: float = 0.2) -> InstrumentNet:
+    """`pretrained`: 'none', 'imagenet', or a path to a torchvision resnet18 state dict (loaded without pickle)."""
+    model = InstrumentNet(dropout=dropout)
+    if pretrained == "imagenet":
+        model.load_backbone(imagenet_state())
+    elif pretrained != "none":
+        path = Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: --pretrained file not found (use none, imagenet or a file)")
+        model.load_backbone(torch.load(path, map_location="cpu", weights_only=True))
+    if freeze_backbone:
+        model.freeze_backbone()
+    return model
