@@ -188,13 +188,14 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             done += 1
-            total_loss += float(loss) * len(x)
+            value = loss.item()
+            total_loss += value * len(x)
             n_samples += len(x)
             rate = n_samples / (time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{float(loss):.4f}", samples_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{rate:.0f}")
             bar.update()
             if not sys.stderr.isatty() and done % max(1, self.steps_per_epoch // 5) == 0:
-                self._log(f"epoch {epoch + 1} step {done}/{self.steps_per_epoch} loss {float(loss):.4f} "
+                self._log(f"epoch {epoch + 1} step {done}/{self.steps_per_epoch} loss {value:.4f} "
                           f"{rate:.0f} samples/s")
         bar.close()
         seconds = time.perf_counter() - t0

@@ -1,0 +1,139 @@
+"""The streaming trainer on tiny synthetic shards: epochs, learning, resume, DDP, bad shards, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+from train import trainer as trainer_mod
+from train.checkpoint import REQUIRED, load_checkpoint
+from train.model import build_model
+from train.trainer import TrainConfig, Trainer
+
+FAST = {"batch_size": 8, "workers": 0, "shuffle_buffer": 64}
+
+
+def run(shards, out, resume=False, **kw) -> list[dict]:
+    t = Trainer(TrainConfig(shards=str(shards), out=str(out), **{**FAST, **kw}))
+    try:
+        if resume:
+            t.resume()
+        return t.fit()
+    finally:
+        t.close()
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_one_epoch_writes_run_folder_and_checkpoint(tiny_shards, tmp_path):
+    out = tmp_path / "run"
+    run(tiny_shards, out, epochs=1)
+    assert {p.name for p in out.iterdir()} >= {"best.pt", "last.pt", "metrics.jsonl", "config.json"}
+    (row,) = metrics(out)
+    assert row["epoch"] == 1 and row["steps"] > 0 and 0 <= row["val_mAP"] <= 1 and row["bad_shards"] == []
+    state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)  # no pickle needed
+    assert set(REQUIRED) <= set(state)
+    assert len(state["thresholds"]) == 11 and state["default_predictor"] == "calibrated"
+    assert state["features"]["n_mels"] == 128 and len(state["normalization"]["mean"]) == 128
+    assert [i["name"] for i in state["instruments"]][:3] == ["Piano", "Harpsichord", "Violin"]
+    model = build_model()
+    model.load_state_dict(load_checkpoint(out)["model"])
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_loss_decreases_on_learnable_data(tiny_shards, tmp_path):
+    history = run(tiny_shards, tmp_path / "run", epochs=4, lr=2e-3)
+    assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("loss", ["iou", "mse"])
+def test_other_losses_train(tiny_shards, tmp_path, loss):
+    (row,) = run(tiny_shards, tmp_path / loss, epochs=1, loss=loss, freeze_backbone=True)
+    assert row["train_loss"] > 0 and row["val_mAP"] is not None
+
+
+def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, tmp_path, monkeypatch):
+    full = run(tiny_shards, tmp_path / "full", epochs=3)
+    real = trainer_mod.Trainer.train_epoch
+
+    def crash_at_third(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", crash_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_shards, tmp_path / "part", epochs=3)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", real)
+    assert [r["epoch"] for r in metrics(tmp_path / "part")] == [1, 2]
+    resumed = run(tiny_shards, tmp_path / "part", epochs=3, resume=True)
+    assert [r["epoch"] for r in resumed] == [3]
+    assert [r["epoch"] for r in metrics(tmp_path / "part")] == [1, 2, 3]
+    assert resumed[-1]["steps"] == full[-1]["steps"]
+    assert resumed[-1]["train_loss"] == pytest.approx(full[-1]["train_loss"], rel=1e-4)
+
+
+def test_truncated_shard_is_skipped_and_counted(tiny_shards, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(tiny_shards, shards)
+    bad = sorted(shards.glob("train-*.tar"))[0]
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 3])
+    (row,) = run(shards, tmp_path / "run", epochs=1)
+    assert row["bad_shards"] == [str(bad)] and row["steps"] > 0
+
+
+def test_too_few_shards_for_ranks_and_workers_is_refused(tiny_shards, tmp_path):
+    with pytest.raises(ValueError, match=r"2 shards, fewer than world_size 1 x workers 4 = 4"):
+        Trainer(TrainConfig(shards=str(tiny_shards), out=str(tmp_path / "r"), workers=4))
+
+
+def test_local_pretrained_state_dict_is_folded_into_one_channel(tmp_path):
+    ref = resnet18(weights=None)
+    torch.save(ref.state_dict(), tmp_path / "r18.pth")
+    model = build_model(str(tmp_path / "r18.pth"), freeze_backbone=True)
+    assert torch.allclose(model.backbone.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        build_model(str(tmp_path / "nope.pth"))
+
+
+def test_imagenet_without_cache_or_network_fails_clearly(tmp_path, monkeypatch):
+    from torchvision.models import ResNet18_Weights
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"resnet18-f37072fd\.pth.*hub/checkpoints"):
+        build_model("imagenet")
+
+
+def test_ddp_two_cpu_processes_equal_steps_disjoint_shards(tiny_shards, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "train.cli", "--shards", str(tiny_shards), "--out", str(out), "--epochs", "2", "--batch-size", "4",
+           "--workers", "0", "--device", "cpu"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = metrics(out)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        a, b = r["shards_per_rank"]
+        assert len(r["steps_per_rank"]) == 2 and r["steps_per_rank"][0] == r["steps_per_rank"][1] > 0
+        assert a and b and not set(a) & set(b)
+        assert sorted(a + b) == ["train-000000.tar", "train-000001.tar"]
+    assert (out / "best.pt").exists()
