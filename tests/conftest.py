@@ -49,3 +49,15 @@ def write_recording(root: Path, rid: str, rows: list[tuple], seconds: float = 2.
 
 def shard_hashes(manifest: dict) -> dict[str, str]:
     return {s["name"]: s["sha256"] for split in manifest["splits"].values() for s in split["shards"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_shards, tmp_path_factory) -> Path:
+    """A run folder trained for two quick epochs on the tiny shards."""
+    from train.trainer import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("run")
+    trainer = Trainer(TrainConfig(shards=str(tiny_shards), out=str(out), epochs=2, batch_size=8, workers=0,
+                                  shuffle_buffer=64, lr=2e-3))
+    trainer.fit()
+    return out
