@@ -54,14 +54,47 @@ def resample(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
     return soxr.resample(audio, sr, cfg.sample_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def log_mel(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
-    """Log-mel spectrogram float32 [n_mels, 1 + len(resampled)//hop] of mono audio at rate `sr`."""
-    y = resample(np.asarray(audio, dtype=np.float32), sr, cfg)
-    stft = librosa_stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True, pad_mode="constant")
+def _padded_log_mel(padded: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Log-mel of every whole frame of an already centre-padded signal at the feature rate."""
+    stft = librosa_stft(padded, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=False)
     power = stft.real**2 + stft.imag**2
     with threadpool_limits(1):  # one BLAS thread: the same bits whatever the machine's or pool's thread count
         mel = _mel_basis(cfg) @ power
     return (10.0 * np.log10(np.maximum(mel, cfg.amin))).astype(np.float32)
+
+
+def log_mel(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
+    """Log-mel spectrogram float32 [n_mels, 1 + len(resampled)//hop] of mono audio at rate `sr`."""
+    y = resample(np.asarray(audio, dtype=np.float32), sr, cfg)
+    return _padded_log_mel(np.pad(y, cfg.n_fft // 2), cfg)
+
+
+class LogMelStream:
+    """`log_mel` over a signal fed in chunks, in bounded memory: push chunks, get the frames they complete.
+
+    Frames equal `log_mel` of the whole signal exactly at the feature rate; at other rates, up to the
+    streaming resampler's difference from the one-shot one.
+    """
+
+    def __init__(self, sr: int, cfg: FeatureConfig):
+        self.cfg = cfg
+        self.resampler = None if sr == cfg.sample_rate else soxr.ResampleStream(sr, cfg.sample_rate, 1,
+                                                                               dtype="float32", quality="HQ")
+        self.buf = np.zeros(cfg.n_fft // 2, dtype=np.float32)  # the centre padding before the first frame
+
+    def push(self, chunk: np.ndarray, last: bool = False) -> np.ndarray:
+        """Frames [n_mels, k] completed by `chunk` (all remaining frames when `last`)."""
+        chunk = np.asarray(chunk, dtype=np.float32)
+        y = self.resampler.resample_chunk(chunk, last=last) if self.resampler else chunk
+        parts = [self.buf, y] + ([np.zeros(self.cfg.n_fft // 2, dtype=np.float32)] if last else [])
+        self.buf = np.concatenate(parts)
+        n_fft, hop = self.cfg.n_fft, self.cfg.hop_length
+        n = 1 + (len(self.buf) - n_fft) // hop if len(self.buf) >= n_fft else 0
+        if n == 0:
+            return np.zeros((self.cfg.n_mels, 0), dtype=np.float32)
+        out = _padded_log_mel(self.buf[: (n - 1) * hop + n_fft], self.cfg)
+        self.buf = self.buf[n * hop :]
+        return out
 
 
 def frame_positions(n_frames: int, cfg: FeatureConfig, rate: float) -> np.ndarray:

@@ -1,0 +1,144 @@
+"""Which instruments play, and when, in any audio file: chunked features, batched inference, timeline.
+
+Python API: `predict_file(path, model)` -> `Prediction` (model: a run folder, a checkpoint or a LoadedRun).
+The file is decoded in chunks and featurised with `pipeline.features.LogMelStream`, the streaming form of
+the function the shards were built with; only a chunk of audio and one window's frames beyond it are held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from pipeline.audio import AudioError, audio_info
+from pipeline.features import FeatureConfig, LogMelStream
+from pipeline.windows import frame_index
+
+from .evaluate import LoadedRun, load_run
+from .predictors import NAMES as PREDICTORS
+from .predictors import Calibration, predict
+
+
+@dataclass
+class Prediction:
+    path: Path
+    duration_s: float
+    names: list[str]
+    starts: np.ndarray  # [W] seconds
+    ends: np.ndarray  # [W] seconds
+    probs: np.ndarray  # [W, 11]
+    active: np.ndarray  # [W, 11] bool
+    predictor: str
+    model: str  # the checkpoint it came from
+
+    def regions(self) -> np.ndarray:
+        """Edges [W + 1] (seconds) of the stretch of time each window stands for: the timeline from 0 to the
+        end, cut halfway between consecutive window centres, so that the regions tile it without overlap."""
+        mids = (self.starts + self.ends) / 2
+        return np.r_[0.0, (mids[:-1] + mids[1:]) / 2, self.duration_s]
+
+    def segments(self) -> dict[str, list[tuple[float, float]]]:
+        """Per instrument, the time spans where consecutive windows predict it (merged regions)."""
+        edges = self.regions()
+        out = {}
+        for c, name in enumerate(self.names):
+            on = np.r_[False, self.active[:, c], False].astype(np.int8)
+            rises, falls = np.flatnonzero(np.diff(on) == 1), np.flatnonzero(np.diff(on) == -1)
+            out[name] = [(float(edges[a]), float(edges[b])) for a, b in zip(rises, falls, strict=True)]
+        return out
+
+    def summary(self) -> list[dict]:
+        """Instruments found, by share of time: name, share_of_time, mean_probability, seconds, segments."""
+        rows = []
+        for c, (name, spans) in enumerate(self.segments().items()):
+            if not spans:
+                continue
+            seconds = sum(e - s for s, e in spans)
+            rows.append({"name": name, "share_of_time": round(seconds / max(self.duration_s, 1e-9), 4),
+                         "seconds": round(seconds, 3), "mean_probability": round(float(self.probs[:, c].mean()), 4),
+                         "segments": [[round(s, 3), round(e, 3)] for s, e in spans]})
+        return sorted(rows, key=lambda r: -r["share_of_time"])
+
+
+def calibration_of(state: dict) -> Calibration:
+    cal = state.get("calibration") or {}
+    return Calibration(thresholds=list(cal.get("thresholds", state["thresholds"])), biases=cal.get("biases", {}))
+
+
+def _windows(pieces, n_frames: int, hop_frames: int):
+    """(start frame, [n_mels, n_frames] window) over frames arriving in pieces; the tail is covered too.
+
+    Only the frames not yet consumed (at least the last window's worth) are kept between pieces."""
+    buf, offset, next_start, total = None, 0, 0, 0
+    for piece in pieces:
+        buf = piece if buf is None else np.concatenate([buf, piece], axis=1)
+        total += piece.shape[1]
+        while next_start + n_frames <= total:
+            yield next_start, buf[:, next_start - offset : next_start - offset + n_frames]
+            next_start += hop_frames
+        drop = max(0, min(next_start, total - n_frames) - offset)
+        buf, offset = buf[:, drop:], offset + drop
+    if not total:
+        return
+    if total < n_frames:  # shorter than one window: tiled, as the shards do
+        yield 0, buf[:, frame_index(0, total, n_frames)]
+    elif next_start - hop_frames + n_frames < total:  # a last window flush with the end
+        yield total - n_frames, buf[:, -n_frames:]
+
+
+def _frames(path: Path, cfg: FeatureConfig, chunk_s: float):
+    frames, sr = audio_info(path)
+    stream = LogMelStream(sr, cfg)
+    block = max(1, int(chunk_s * sr))
+    with sf.SoundFile(str(path)) as fh:
+        read = 0
+        while read < frames:
+            data = fh.read(min(block, frames - read), dtype="float32", always_2d=True)
+            if len(data) == 0:
+                raise AudioError(f"{path}: truncated audio ({read} of {frames} frames decode)")
+            read += len(data)
+            yield stream.push(data.mean(axis=1), last=read >= frames)
+
+
+@torch.no_grad()
+def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | None = None, hop_s: float | None = None,
+                 chunk_s: float = 30.0, batch_size: int = 64) -> Prediction:
+    """Window probabilities and predicted instrument sets for one audio file."""
+    run = model if isinstance(model, LoadedRun) else load_run(Path(model))
+    state = run.state
+    predictor = predictor or state["default_predictor"]
+    if predictor not in PREDICTORS:
+        raise ValueError(f"unknown predictor {predictor!r}; choose one of {', '.join(PREDICTORS)}")
+    cfg = FeatureConfig.from_dict(state["features"])
+    n_frames = state["window"]["n_frames"]
+    hop_frames = max(1, round((hop_s or state["window"]["hop_s"]) * cfg.frame_rate))
+    mean = np.asarray(state["normalization"]["mean"], dtype=np.float32)[:, None]
+    std = np.asarray(state["normalization"]["std"], dtype=np.float32)[:, None]
+    starts, probs, batch = [], [], []
+
+    def flush():
+        x = torch.from_numpy(np.stack(batch)).to(run.device)
+        probs.append(run.model.predict_proba(x).float().cpu().numpy())
+        batch.clear()
+
+    for start, window in _windows(_frames(Path(path), cfg, chunk_s), n_frames, hop_frames):
+        starts.append(start)
+        batch.append(((window - mean) / std)[None])
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    frames, sr = audio_info(Path(path))
+    duration = frames / sr
+    if not starts:
+        raise AudioError(f"{path}: no audio frames")
+    p = np.concatenate(probs)
+    start_s = np.asarray(starts) / cfg.frame_rate
+    end_s = np.minimum(start_s + n_frames / cfg.frame_rate, duration)
+    active = predict(predictor, p, calibration_of(state))
+    return Prediction(Path(path), duration, [i["name"] for i in state["instruments"]], start_s, end_s, p, active,
+                      predictor, str(run.path))
