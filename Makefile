@@ -25,6 +25,12 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/build_throughput.py
 	$(BIN)/python benchmarks/build_memory.py
+	$(BIN)/python benchmarks/loader.py
+	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/predict_speed.py
+
+demo: setup
+	$(BIN)/python -m train.demo --out demo
 
 clean:
 	rm -rf demo

@@ -13,19 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rss import peak_rss_mb
+
 BUILD = ("from pathlib import Path; from pipeline.build import BuildConfig, build_shards; "
          "build_shards(Path({root!r}), Path({out!r}), BuildConfig(), workers=2, progress=False)")
 SYNTH = "from pathlib import Path; from pipeline.synth import synthesize; synthesize(Path({root!r}), {n}, {s}, 0)"
 
-
-WATCH = ("import resource, subprocess, sys; subprocess.run([sys.executable, '-c', sys.argv[1]], check=True); "
-         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-
-
-def peak_rss_mb(code: str) -> float:
-    """Peak RSS (MB) of the largest process among those running `code` (a fresh watcher for each call)."""
-    out = subprocess.run([sys.executable, "-c", WATCH, code], check=True, capture_output=True, text=True)
-    return int(out.stdout.split()[-1]) / 1024
 
 
 def main() -> None:

@@ -195,18 +195,30 @@ def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) ->
     return mix, rows
 
 
-def _choose_ensembles(count: int, rng: np.random.Generator) -> list[str]:
+def _choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...] | None = None) -> list[str]:
+    """MusicNet-weighted draws after the coverage set; or, when `only` is given, those ensembles in turn."""
+    if only:
+        return [only[i % len(only)] for i in range(count)]
     names = list(ENSEMBLES)
     weights = np.sqrt([ENSEMBLES[e][0] for e in names])
     drawn = rng.choice(names, size=max(count - len(COVERAGE), 0), p=weights / weights.sum())
     return list(COVERAGE[:count]) + [str(e) for e in drawn]
 
 
-def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int = 0) -> dict[str, list[str]]:
-    """Write a MusicNet-layout dataset under `out`; returns recording ids per folder."""
+def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int = 0,
+               ensembles: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
+
+    `ensembles` restricts the menu (names from ENSEMBLES, used in turn); by default recordings are drawn
+    from all of MusicNet's ensembles, and train and test each start with a set that holds all 11 instruments.
+    """
+    unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
+    if unknown:
+        raise ValueError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
     rng = np.random.default_rng(seed)
     n_test = max(1, round(recordings / 6))
-    plan = {"train": _choose_ensembles(recordings - n_test, rng), "test": _choose_ensembles(n_test, rng)}
+    plan = {"train": _choose_ensembles(recordings - n_test, rng, ensembles),
+            "test": _choose_ensembles(n_test, rng, ensembles)}
     base = out / "musicnet" / "musicnet"
     meta, ids = [], {}
     child_seeds = iter(np.random.SeedSequence(seed).spawn(recordings))
