@@ -12,7 +12,7 @@ from train.demo import main
 def test_demo_flow_in_miniature(tmp_path, capsys):
     out = tmp_path / "demo"
     main(["--out", str(out), "--recordings", "8", "--seconds", "3", "--epochs", "1", "--compare-epochs", "1",
-          "--min-map", "0", "--workers", "1"])
+          "--min-map", "0", "--workers", "1", "--batch-size", "8"])
     printed = capsys.readouterr().out
     assert "demo finished" in printed and "test mAP" in printed
     for path in ("shards/manifest.json", "runs/bce/best.pt", "runs/iou-short/metrics.jsonl",
@@ -23,4 +23,4 @@ def test_demo_flow_in_miniature(tmp_path, capsys):
     assert len(list((out / "predict").glob("*.instruments.*"))) == 3
     with pytest.raises(SystemExit, match="QUALITY CHECK FAILED"):
         main(["--out", str(out), "--recordings", "8", "--seconds", "3", "--epochs", "1", "--compare-epochs",
-              "1", "--min-map", "1.01", "--workers", "1"])
+              "1", "--min-map", "1.01", "--workers", "1", "--batch-size", "8"])

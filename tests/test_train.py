@@ -92,9 +92,23 @@ def test_truncated_shard_is_skipped_and_counted(tiny_shards, tmp_path):
     assert row["bad_shards"] == [str(bad)] and row["steps"] > 0
 
 
-def test_too_few_shards_for_ranks_and_workers_is_refused(tiny_shards, tmp_path):
+def test_manifest_with_pipe_urls_streams(tiny_shards, tmp_path):
+    """A manifest elsewhere whose shard names are WebDataset URLs (here `pipe:cat ...`) is streamed as is."""
+    manifest = json.loads((tiny_shards / "manifest.json").read_text())
+    for split in manifest["splits"].values():
+        for shard in split["shards"]:
+            shard["name"] = f"pipe:cat {tiny_shards / shard['name']}"
+    path = tmp_path / "remote.json"
+    path.write_text(json.dumps(manifest))
+    (row,) = run(path, tmp_path / "run", epochs=1, freeze_backbone=True)
+    assert row["steps"] > 0 and row["bad_shards"] == [] and row["val_mAP"] is not None
+
+
+def test_too_few_shards_or_samples_are_refused(tiny_shards, tmp_path):
     with pytest.raises(ValueError, match=r"2 shards, fewer than world_size 1 x workers 4 = 4"):
         Trainer(TrainConfig(shards=str(tiny_shards), out=str(tmp_path / "r"), workers=4))
+    with pytest.raises(ValueError, match=r"fewer than world_size 1 x batch size 4096; lower --batch-size"):
+        Trainer(TrainConfig(shards=str(tiny_shards), out=str(tmp_path / "r"), batch_size=4096, workers=0))
 
 
 def test_local_pretrained_state_dict_is_folded_into_one_channel(tmp_path):

@@ -30,7 +30,7 @@ def train(
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     augment: bool = typer.Option(False, "--augment", help="SpecAugment (2 freq + 2 time masks)."),
-    mixup: float = typer.Option(0.0, min=0.0, help="Mixup Beta(alpha, alpha) with label union; 0 = off."),
+    mixup: float = typer.Option(0.0, min=0.0, help="Mix windows as sounds, lam ~ Beta(a, a), labels united; 0 = off."),
     shuffle_buffer: int = typer.Option(2000, min=1, help="Samples in the shuffle buffer per worker."),
 ):
     """Train a ResNet18 instrument recogniser on WebDataset shards made by musicid-pipeline."""

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from pipeline.manifest import write_json_atomic
 
 from . import distributed
+from .augment import mix_sources
 from .checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from .data import BadShard, StreamConfig, check_shard_count, epoch_order, make_loader, shard_urls
 from .losses import make_loss
@@ -42,7 +43,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     spec_augment: bool = False
-    mixup: float = 0.0  # Beta(alpha, alpha) mixing with label union; 0 = off
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing of sounds (power domain) with label union; 0 = off
     shuffle_buffer: int = 2000
     warmup_frac: float = 0.05
     grad_clip: float = 1.0
@@ -120,8 +121,10 @@ class Trainer:
         self.urls, self.manifest = shard_urls(Path(cfg.shards), "train")
         self.val_urls, _ = shard_urls(Path(cfg.shards), "val")
         check_shard_count(len(self.urls), self.dist.world_size, cfg.workers, "train")
-        if self.manifest["splits"]["train"]["samples"] == 0:
-            raise ValueError(f"{cfg.shards}: the train split is empty")
+        n_train = self.manifest["splits"]["train"]["samples"]
+        if n_train < self.dist.world_size * cfg.batch_size:
+            raise ValueError(f"{cfg.shards}: the train split has {n_train} samples, fewer than world_size "
+                             f"{self.dist.world_size} x batch size {cfg.batch_size}; lower --batch-size")
         self.norm = self.manifest["normalization"]
         self.steps_per_epoch = max(1, self.manifest["splits"]["train"]["samples"]
                                    // (self.dist.world_size * cfg.batch_size))
@@ -138,6 +141,8 @@ class Trainer:
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
                                             else None) if self.dist.enabled else self.model)
         self.start_epoch, self.step, self.best_map = 0, 0, -1.0
+        self.norm_mean = torch.tensor(self.norm["mean"], dtype=torch.float32, device=self.device)
+        self.norm_std = torch.tensor(self.norm["std"], dtype=torch.float32, device=self.device)
 
     def resume(self) -> None:
         """Continue from last.pt: weights, optimizer, scheduler, epoch and step counters."""
@@ -175,9 +180,7 @@ class Trainer:
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             if cfg.mixup > 0:
-                lam = float(np.random.default_rng(torch.randint(0, 2**31, ()).item()).beta(cfg.mixup, cfg.mixup))
-                perm = torch.randperm(len(x), device=self.device)
-                x, y = lam * x + (1 - lam) * x[perm], torch.maximum(y, y[perm])
+                x, y = mix_sources(x, y, self.norm_mean, self.norm_std, cfg.mixup)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = self.ddp(x)
             loss = self.loss_fn(logits.float(), y)
