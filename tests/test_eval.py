@@ -124,5 +124,9 @@ def test_mismatched_shards_and_empty_split_fail_clearly(tiny_run, synth_root, tm
     build_shards(synth_root, same, BuildConfig(shards_per_split=1, val_fraction=0.0), progress=False)
     r = runner.invoke(eval_app, [str(tiny_run), "--shards", str(same), "--split", "val"])
     assert r.exit_code == 1 and "val split is empty" in r.output
+    r = runner.invoke(eval_app, [str(tiny_run), "--shards", str(same), "--predictor", "calibrated"])
+    assert r.exit_code == 1 and "predictors calibrated need validation data" in r.output
+    r = runner.invoke(eval_app, [str(tiny_run), "--shards", str(same), "--out", str(tmp_path / "e")])
+    assert r.exit_code == 0 and "top3 per instrument" in r.output  # top-n needs no calibration
     r = runner.invoke(eval_app, [str(tmp_path / "nothing"), "--shards", str(same)])
     assert r.exit_code == 1 and "no checkpoint" in r.output

@@ -15,7 +15,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import shard_urls
 from .metrics import calibrate_thresholds
 from .model import build_model
-from .predictors import Calibration, predict
+from .predictors import FITTED, Calibration, predict
 from .scores import score_sets
 from .trainer import collect_predictions, resolve_device
 
@@ -101,8 +101,14 @@ def evaluate(run: LoadedRun, shards: Path, split: str = "test", predictors: tupl
     check_compatible(run, manifest, shards)
     if manifest["splits"][split]["samples"] == 0 or not urls:
         raise ValueError(f"{shards}: the {split} split is empty")
-    cal = fit_calibration(run, shards, manifest, workers)
-    store_calibration(run, cal, shards)
+    if manifest["splits"]["val"]["samples"]:
+        cal = fit_calibration(run, shards, manifest, workers)
+        store_calibration(run, cal, shards)
+    elif fitted := sorted(set(predictors) & set(FITTED)):
+        raise ValueError(f"{shards}: the val split is empty; predictors {', '.join(fitted)} need validation "
+                         "data for their calibration")
+    else:
+        cal = Calibration.from_checkpoint(run.state)
     probs, labels, _ = collect_predictions(run.model, urls, run.state["normalization"], run.device,
                                            workers=workers)
     results = {name: score_sets(predict(name, probs, cal, threshold, max_instruments), probs, labels, run.names)

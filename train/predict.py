@@ -64,11 +64,6 @@ class Prediction:
         return sorted(rows, key=lambda r: -r["share_of_time"])
 
 
-def calibration_of(state: dict) -> Calibration:
-    cal = state.get("calibration") or {}
-    return Calibration(thresholds=list(cal.get("thresholds", state["thresholds"])), biases=cal.get("biases", {}))
-
-
 def _windows(pieces, n_frames: int, hop_frames: int):
     """(start frame, [n_mels, n_frames] window) over frames arriving in pieces; the tail is covered too.
 
@@ -139,6 +134,6 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
     p = np.concatenate(probs)
     start_s = np.asarray(starts) / cfg.frame_rate
     end_s = np.minimum(start_s + n_frames / cfg.frame_rate, duration)
-    active = predict(predictor, p, calibration_of(state))
+    active = predict(predictor, p, Calibration.from_checkpoint(state))
     return Prediction(Path(path), duration, [i["name"] for i in state["instruments"]], start_s, end_s, p, active,
                       predictor, str(run.path))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 BIASED = ("prior", "valmean", "noise")
+FITTED = (*BIASED, "calibrated", "hybrid")  # need a calibration fitted on validation data
 NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *BIASED, "calibrated", "hybrid")
 
 
@@ -29,6 +30,12 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return {"thresholds": self.thresholds, "biases": self.biases}
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> Calibration:
+        """What a checkpoint holds: eval's fitted calibration, else the trainer's val thresholds."""
+        cal = state.get("calibration") or {}
+        return cls(thresholds=list(cal.get("thresholds", state["thresholds"])), biases=cal.get("biases", {}))
 
 
 def _with_argmax(on: np.ndarray, scores: np.ndarray) -> np.ndarray:
