@@ -45,16 +45,15 @@ def audio_info(path: Path) -> tuple[int, int]:
     return int(info.frames), int(info.samplerate)
 
 
-def load_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode [start, stop) frames, downmixed to mono float32. A file shorter than its header says is an error."""
+def load_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decode a whole file, downmixed to mono float32. A file shorter than its header says is an error."""
     frames, sr = audio_info(path)
-    stop = frames if stop is None else min(stop, frames)
     try:
-        data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: unreadable audio ({exc})") from exc
-    if len(data) < stop - start:
-        raise AudioError(f"{path}: truncated audio (header says {frames} frames, {start + len(data)} decode)")
+    if len(data) < frames:
+        raise AudioError(f"{path}: truncated audio (header says {frames} frames, {len(data)} decode)")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(mono).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchvision.models import resnet18
 
 from train import trainer as trainer_mod
 from train.checkpoint import REQUIRED, load_checkpoint
+from train.data import StreamConfig, epoch_order, spec_augment
 from train.model import build_model
 from train.trainer import TrainConfig, Trainer
 
@@ -151,3 +154,23 @@ def test_ddp_two_cpu_processes_equal_steps_disjoint_shards(tiny_shards, tmp_path
         assert a and b and not set(a) & set(b)
         assert sorted(a + b) == ["train-000000.tar", "train-000001.tar"]
     assert (out / "best.pt").exists()
+
+
+def test_shard_order_is_new_each_epoch_and_deterministic():
+    urls = [f"train-{i:06d}.tar" for i in range(16)]
+    assert epoch_order(urls, 0, 3) == epoch_order(urls, 0, 3)
+    assert epoch_order(urls, 0, 3) != epoch_order(urls, 0, 4) and sorted(epoch_order(urls, 0, 4)) == urls
+
+
+def test_spec_augment_masks_bands_and_spans_within_limits():
+    cfg = StreamConfig(freq_masks=1, freq_width=5, time_masks=1, time_width=4)
+    spec = np.ones((1, 32, 40), dtype=np.float32)
+    masked = 0
+    for seed in range(20):
+        out = spec_augment(spec, cfg, random.Random(seed))
+        zero_rows = (out[0] == 0).all(axis=1).sum()
+        zero_cols = (out[0] == 0).all(axis=0).sum()
+        assert zero_rows <= 5 and zero_cols <= 4
+        assert ((out == 0) <= ((out[0] == 0).all(axis=1)[:, None] | (out[0] == 0).all(axis=0)[None])).all()
+        masked += bool(zero_rows and zero_cols)
+    assert masked >= 10 and spec.min() == 1.0  # masks are usually drawn; the input is left untouched

@@ -61,7 +61,8 @@ def markdown(title: str, tables: list[tuple[str, str]]) -> str:
     return "\n".join(parts)
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Save a figure under a temporary name, then rename it into place."""
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -88,7 +89,7 @@ def plot_pr_curves(probs: np.ndarray, labels: np.ndarray, names: list[str], path
     for ax in axes[:, 0]:
         ax.set_ylabel("precision")
     fig.suptitle("Precision-recall per instrument")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_bars(values: dict[str, dict[str, float | None]], path: Path, title: str, ylabel: str) -> None:
@@ -105,7 +106,7 @@ def plot_bars(values: dict[str, dict[str, float | None]], path: Path, title: str
     ax.set_title(title)
     if len(series) > 1:
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_reports(out: Path, title: str, report: dict, tables: list[tuple[str, str]]) -> None:

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .predict import Prediction  # noqa: E402
+from .report import save_figure  # noqa: E402
 
 
 def _tmp(path: Path) -> Path:
@@ -64,10 +65,7 @@ def write_png(pred: Prediction, path: Path) -> None:
     ax.set_xlabel("time (min:s)" if pred.duration_s >= 120 else "time")
     ax.set_title(f"{pred.path.name}: instrument probabilities, predicted activity outlined ({pred.predictor})")
     fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="probability")
-    tmp = _tmp(path)
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 WRITERS = {"csv": write_csv, "json": write_json, "png": write_png}

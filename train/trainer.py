@@ -114,8 +114,7 @@ def _batches(cfg: TrainConfig, urls, norm, stream: StreamConfig, epoch: int, ran
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.device_kind = resolve_device(cfg.device).type
-        self.dist = distributed.setup(self.device_kind)
+        self.dist = distributed.setup(resolve_device(cfg.device).type)
         self.device = resolve_device(cfg.device, self.dist.local_rank)
         self.out = Path(cfg.out)
         self.urls, self.manifest = shard_urls(Path(cfg.shards), "train")
@@ -126,8 +125,7 @@ class Trainer:
             raise ValueError(f"{cfg.shards}: the train split has {n_train} samples, fewer than world_size "
                              f"{self.dist.world_size} x batch size {cfg.batch_size}; lower --batch-size")
         self.norm = self.manifest["normalization"]
-        self.steps_per_epoch = max(1, self.manifest["splits"]["train"]["samples"]
-                                   // (self.dist.world_size * cfg.batch_size))
+        self.steps_per_epoch = n_train // (self.dist.world_size * cfg.batch_size)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.pretrained, cfg.freeze_backbone, cfg.dropout).to(self.device)
         if self.device.type == "cuda":
