@@ -25,13 +25,14 @@ def synth(
     seconds: float = typer.Option(20.0, min=1.0, help="Length of each recording in seconds."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same files."),
     ensembles: str = typer.Option("", help="Comma-separated ensembles to use in turn (default: all, weighted)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
     from .synth import synthesize
 
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
     try:
-        ids = synthesize(out, recordings, seconds, seed, chosen)
+        ids = synthesize(out, recordings, seconds, seed, chosen, overwrite)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "

@@ -9,6 +9,7 @@ Recordings are drawn from MusicNet's ensembles, with rests, silent gaps and vary
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,12 +207,17 @@ def _choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...
 
 
 def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int = 0,
-               ensembles: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+               ensembles: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 
     `ensembles` restricts the menu (names from ENSEMBLES, used in turn); by default recordings are drawn
     from all of MusicNet's ensembles, and train and test each start with a set that holds all 11 instruments.
+    An existing dataset in `out` is refused (its files would mix with the new ones) unless `overwrite`.
     """
+    if (out / "musicnet").exists():
+        if not overwrite:
+            raise ValueError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
+        shutil.rmtree(out / "musicnet")
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:
         raise ValueError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")

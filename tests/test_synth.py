@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from pipeline.labels import LABEL_COLUMNS
@@ -27,6 +28,10 @@ def test_layout_and_determinism(tmp_path):
     synthesize(b, recordings=6, seconds=2.0, seed=1)
     synthesize(c, recordings=6, seconds=2.0, seed=2)
     assert _digest(a) == _digest(b) != _digest(c)
+    with pytest.raises(ValueError, match="already holds a dataset"):
+        synthesize(c, recordings=6, seconds=2.0, seed=1)
+    synthesize(c, recordings=6, seconds=2.0, seed=1, overwrite=True)
+    assert _digest(c) == _digest(a)
     base = a / "musicnet" / "musicnet"
     for folder in ("train", "test"):
         for rid in ids[folder]:

@@ -52,6 +52,8 @@ def test_one_epoch_writes_run_folder_and_checkpoint(tiny_shards, tmp_path):
     model = build_model()
     model.load_state_dict(load_checkpoint(out)["model"])
     assert not list(out.glob(".*tmp*"))
+    run(tiny_shards, out, epochs=1)  # a new run into the same folder starts over, not appends
+    assert [r["epoch"] for r in metrics(out)] == [1]
 
 
 def test_loss_decreases_on_learnable_data(tiny_shards, tmp_path):

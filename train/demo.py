@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     workers = ["--workers", str(a.workers)]
     batch = ["--batch-size", str(a.batch_size)]
     step("1. synthesise a MusicNet-layout dataset",
-         [exe["pipeline"], "synth", str(data), "--recordings", str(a.recordings), "--seconds", str(a.seconds)],
+         [exe["pipeline"], "synth", str(data), "--recordings", str(a.recordings), "--seconds", str(a.seconds),
+          "--overwrite"],
          str(data))
     step("2. build WebDataset shards",
          [exe["pipeline"], "build-shards", str(data), str(shards), "--val-fraction", "0.2",

@@ -253,6 +253,10 @@ class Trainer:
         history = []
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.start_epoch == 0 and (self.out / "metrics.jsonl").exists():
+                self._log(f"warning: {self.out} holds an earlier run; starting over (use --resume to continue it)")
+                for name in ("metrics.jsonl", "best.pt", "last.pt"):
+                    (self.out / name).unlink(missing_ok=True)
             write_json_atomic(self.out / "config.json", {**asdict(self.cfg), "world_size": self.dist.world_size,
                                                          "device": str(self.device),
                                                          "steps_per_epoch": self.steps_per_epoch})
