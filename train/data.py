@@ -56,12 +56,17 @@ def epoch_order(urls: list[str], seed: int, epoch: int) -> list[str]:
     return urls
 
 
+def normalise(spec: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Log-mel [n_mels, T] -> the model's input [1, n_mels, T] with the train split's per-bin statistics."""
+    return ((spec - mean[:, None]) / std[:, None]).astype(np.float32)[None]
+
+
 def decode(sample: dict, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """(normalised spec [1, n_mels, T] float32, instruments [11] float32, recording) from raw tar members."""
     spec = np.load(io.BytesIO(sample["spec.npy"]), allow_pickle=False).astype(np.float32)
     inst = np.load(io.BytesIO(sample["instruments.npy"]), allow_pickle=False).astype(np.float32)
     recording = json.loads(sample["json"])["recording"]
-    return ((spec - mean[:, None]) / std[:, None])[None], inst, recording
+    return normalise(spec, mean, std), inst, recording
 
 
 def spec_augment(spec: np.ndarray, cfg: StreamConfig, rng: random.Random) -> np.ndarray:

@@ -12,7 +12,7 @@ from pipeline.features import FeatureConfig, log_mel
 from pipeline.manifest import differing_fields, write_json_atomic
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import shard_urls
+from .data import normalise, shard_urls
 from .metrics import calibrate_thresholds
 from .model import build_model
 from .predictors import FITTED, Calibration, predict
@@ -61,13 +61,12 @@ def noise_bias(run: LoadedRun, seed: int = 0) -> np.ndarray:
     feat = FeatureConfig.from_dict(run.state["features"])
     n_frames = run.state["window"]["n_frames"]
     rng = np.random.default_rng(seed)
-    mean = np.asarray(run.state["normalization"]["mean"], dtype=np.float32)[:, None]
-    std = np.asarray(run.state["normalization"]["std"], dtype=np.float32)[:, None]
+    mean, std = (np.asarray(run.state["normalization"][k], dtype=np.float32) for k in ("mean", "std"))
     n = int(run.state["window"]["window_s"] * feat.sample_rate)
     specs = []
     for level in np.geomspace(1e-3, 0.3, NOISE_WINDOWS):
         spec = log_mel((level * rng.standard_normal(n)).astype(np.float32), feat.sample_rate, feat)[:, :n_frames]
-        specs.append(((spec - mean) / std)[None])
+        specs.append(normalise(spec, mean, std))
     x = torch.from_numpy(np.stack(specs)).to(run.device)
     return run.model.predict_proba(x).float().cpu().numpy().mean(axis=0)
 

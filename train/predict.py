@@ -18,6 +18,7 @@ from pipeline.audio import AudioError, audio_info
 from pipeline.features import FeatureConfig, LogMelStream
 from pipeline.windows import frame_index
 
+from .data import normalise
 from .evaluate import LoadedRun, load_run
 from .predictors import NAMES as PREDICTORS
 from .predictors import Calibration, predict
@@ -85,8 +86,8 @@ def _windows(pieces, n_frames: int, hop_frames: int):
         yield total - n_frames, buf[:, -n_frames:]
 
 
-def _frames(path: Path, cfg: FeatureConfig, chunk_s: float):
-    frames, sr = audio_info(path)
+def _frames(path: Path, frames: int, sr: int, cfg: FeatureConfig, chunk_s: float):
+    """Log-mel frames of a file decoded `chunk_s` seconds at a time, downmixed to mono."""
     stream = LogMelStream(sr, cfg)
     block = max(1, int(chunk_s * sr))
     with sf.SoundFile(str(path)) as fh:
@@ -111,8 +112,7 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
     cfg = FeatureConfig.from_dict(state["features"])
     n_frames = state["window"]["n_frames"]
     hop_frames = max(1, round((hop_s or state["window"]["hop_s"]) * cfg.frame_rate))
-    mean = np.asarray(state["normalization"]["mean"], dtype=np.float32)[:, None]
-    std = np.asarray(state["normalization"]["std"], dtype=np.float32)[:, None]
+    mean, std = (np.asarray(state["normalization"][k], dtype=np.float32) for k in ("mean", "std"))
     starts, probs, batch = [], [], []
 
     def flush():
@@ -120,14 +120,14 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
         probs.append(run.model.predict_proba(x).float().cpu().numpy())
         batch.clear()
 
-    for start, window in _windows(_frames(Path(path), cfg, chunk_s), n_frames, hop_frames):
+    frames, sr = audio_info(Path(path))
+    for start, window in _windows(_frames(Path(path), frames, sr, cfg, chunk_s), n_frames, hop_frames):
         starts.append(start)
-        batch.append(((window - mean) / std)[None])
+        batch.append(normalise(window, mean, std))
         if len(batch) == batch_size:
             flush()
     if batch:
         flush()
-    frames, sr = audio_info(Path(path))
     duration = frames / sr
     if not starts:
         raise AudioError(f"{path}: no audio frames")
