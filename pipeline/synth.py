@@ -214,13 +214,13 @@ def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int
     from all of MusicNet's ensembles, and train and test each start with a set that holds all 11 instruments.
     An existing dataset in `out` is refused (its files would mix with the new ones) unless `overwrite`.
     """
+    unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
+    if unknown:  # checked first: bad arguments must not cost an existing dataset
+        raise ValueError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
     if (out / "musicnet").exists():
         if not overwrite:
             raise ValueError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
         shutil.rmtree(out / "musicnet")
-    unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
-    if unknown:
-        raise ValueError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
     rng = np.random.default_rng(seed)
     n_test = max(1, round(recordings / 6))
     plan = {"train": _choose_ensembles(recordings - n_test, rng, ensembles),

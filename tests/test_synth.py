@@ -30,6 +30,9 @@ def test_layout_and_determinism(tmp_path):
     assert _digest(a) == _digest(b) != _digest(c)
     with pytest.raises(ValueError, match="already holds a dataset"):
         synthesize(c, recordings=6, seconds=2.0, seed=1)
+    with pytest.raises(ValueError, match="unknown ensemble"):
+        synthesize(c, recordings=6, seconds=2.0, seed=1, ensembles=("Kazoo Trio",), overwrite=True)
+    assert _digest(c) != _digest(a) and (c / "musicnet").exists()  # refused before anything was removed
     synthesize(c, recordings=6, seconds=2.0, seed=1, overwrite=True)
     assert _digest(c) == _digest(a)
     base = a / "musicnet" / "musicnet"

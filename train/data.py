@@ -61,6 +61,11 @@ def normalise(spec: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return ((spec - mean[:, None]) / std[:, None]).astype(np.float32)[None]
 
 
+def rank_shards(urls: list[str], seed: int, epoch: int) -> list[str]:
+    """This rank's shards in a training epoch: the epoch's order, then every world_size-th from its rank."""
+    return list(wds.split_by_node(epoch_order(urls, seed, epoch)))
+
+
 def decode(sample: dict, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """(normalised spec [1, n_mels, T] float32, instruments [11] float32, recording) from raw tar members."""
     spec = np.load(io.BytesIO(sample["spec.npy"]), allow_pickle=False).astype(np.float32)
@@ -115,8 +120,8 @@ class ShardStream(IterableDataset):
         yield from buf
 
     def __iter__(self):
-        urls = epoch_order(self.urls, self.seed, self.epoch) if self.train else self.urls
-        urls = list(wds.split_by_worker(wds.split_by_node(urls)))
+        urls = rank_shards(self.urls, self.seed, self.epoch) if self.train else wds.split_by_node(self.urls)
+        urls = list(wds.split_by_worker(urls))
         info = torch.utils.data.get_worker_info()
         rank = int(torch.distributed.get_rank()) if torch.distributed.is_initialized() else 0
         rng = random.Random(hash((self.seed, self.epoch, rank, info.id if info else 0)))

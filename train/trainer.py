@@ -20,7 +20,7 @@ from pipeline.manifest import write_json_atomic
 from . import distributed
 from .augment import mix_sources
 from .checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from .data import BadShard, StreamConfig, check_shard_count, epoch_order, make_loader, shard_urls
+from .data import BadShard, StreamConfig, check_shard_count, make_loader, rank_shards, shard_urls
 from .losses import make_loss
 from .metrics import calibrate_thresholds, macro_f1, per_class_ap
 from .model import InstrumentNet, build_model
@@ -201,7 +201,8 @@ class Trainer:
         bar.close()
         seconds = time.perf_counter() - t0
         per_rank = distributed.gather(self.dist, {"steps": done, "bad_shards": bad, "samples": n_samples,
-                                                  "shards": self.rank_shards(epoch)})
+                                                  "shards": [Path(u).name for u in
+                                                             rank_shards(self.urls, cfg.seed, epoch)]})
         return {
             "train_loss": distributed.mean_over_ranks(self.dist, total_loss / max(n_samples, 1), self.device),
             "steps": self.step,
@@ -210,11 +211,6 @@ class Trainer:
             "bad_shards": sorted({u for r in per_rank for u in r["bad_shards"]}),
             "samples_per_s": round(sum(r["samples"] for r in per_rank) / seconds, 1),
         }
-
-    def rank_shards(self, epoch: int) -> list[str]:
-        """The shard names this rank reads in `epoch` (same shuffle and split as the data stream)."""
-        urls = epoch_order(self.urls, self.cfg.seed, epoch)
-        return [Path(u).name for u in urls[self.dist.rank :: self.dist.world_size]]
 
     def validate(self) -> tuple[dict, np.ndarray]:
         probs, labels, _ = collect_predictions(self.model, self.val_urls, self.norm, self.device,
