@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/ruff check pipeline train tests benchmarks
+	$(BIN)/ruff check musicid pipeline train infer tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check pipeline train tests benchmarks
+	$(BIN)/ruff check musicid pipeline train infer tests benchmarks
 
 bench: setup
 	$(BIN)/python benchmarks/build_throughput.py
@@ -30,7 +30,7 @@ bench: setup
 	$(BIN)/python benchmarks/predict_speed.py
 
 demo: setup
-	$(BIN)/python -m train.demo --out demo
+	$(BIN)/python -m musicid.demo --out demo
 
 clean:
 	rm -rf demo

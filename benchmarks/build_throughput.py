@@ -1,7 +1,7 @@
 """build-shards throughput vs. the prior work's way, on the same synthetic audio, in one run.
 
 Ours: `build_shards(workers=2)` (one decode + one STFT per recording, shards written).
-Prior work's way (DESIGN §3): the wav cached, one sample per merged span cropped or tiled to 10,240
+Prior work's way: the wav cached, one sample per merged span cropped or tiled to 10,240
 samples, a power spectrogram (n_fft 400, hop 200) per sample copied into 3 channels.
 Per-window variant: the same cached-wav, per-sample way on our own 1 s / 0.5 s windows and log-mel,
 to separate the effect of the sample definition from the once-per-recording features.

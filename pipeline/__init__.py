@@ -1,1 +1,1 @@
-"""Offline half of musicid: MusicNet reading, label merging, log-mel features and WebDataset shards."""
+"""Offline data: MusicNet reading, label merging, log-mel features, WebDataset shards (written and read)."""

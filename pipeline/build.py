@@ -3,18 +3,26 @@
 Stage 1 decodes and featurises each recording once (process pool, resumable per recording); stage 2
 writes the shards from memory-mapped staging (process pool, resumable per shard). Peak memory is one
 recording's audio and spectrogram per worker, whatever the dataset's size.
+
+What a build may touch in OUT is what it can prove it wrote: the shards its manifest lists, and an
+unfinished build's state folder (`.musicid-build/`: its id and arguments, staging, temporary files, and a
+record of every shard written). Any other shard-named file is refused, never adopted or deleted. One build
+at a time holds OUT (an flock on the folder).
 """
 
 from __future__ import annotations
 
-import json
-import math
+import fcntl
+import logging
 import multiprocessing as mp
+import os
 import shutil
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -22,17 +30,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from musicid.errors import InputError
+from musicid.files import output_folder, read_json, write_json_atomic
+from musicid.records import from_fields
+
 from .features import FeatureConfig
-from .labels import InputError
 from .layout import find_recordings, read_metadata
-from .manifest import FORMAT_VERSION, MANIFEST, differing_fields, read_manifest, write_json_atomic
-from .shardwriter import ShardJob, plan_shards, shard_name, write_shard
+from .manifest import MANIFEST, SHARD_NAME, Manifest, ShardInfo, SplitInfo, differing_fields, read_manifest, shard_name
+from .shards import ShardJob, plan_capped, sample_bytes, sample_key, sha256_file, write_shard
 from .splits import SPLITS, assign_splits
 from .staging import stage_recording
-from .vocab import N_INSTRUMENTS, NAMES, vocabulary
+from .vocab import N_INSTRUMENTS, NAMES
 from .windows import WindowConfig
 
-STAGING = ".staging"
+log = logging.getLogger("musicid")
+STATE = ".musicid-build"
 
 
 @dataclass(frozen=True)
@@ -42,11 +54,21 @@ class BuildConfig:
     val_fraction: float = 0.1
     block_size: int = 16
     shards_per_split: int = 8
-    max_shard_mb: float = 0.0  # 0: no size cap; else more shards until each is under the cap
+    max_shard_mb: float = 0.0  # 0: no size cap; else as many shards as it takes for each to stay under it
     seed: int = 0
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "features": self.features.to_dict(), "windows": self.windows.to_dict()}
+    def layout(self) -> dict:
+        """What the build was asked beyond features, window and seed (the manifest's `build` record)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("features", "windows", "seed")}
+
+    def args(self, root: Path) -> dict:
+        """Everything that decides a build's bytes: a build resumes only with the same."""
+        return {"root": str(Path(root).resolve()), "features": self.features.to_dict(),
+                "windows": self.windows.to_dict(), "seed": self.seed, **self.layout()}
+
+    @staticmethod
+    def args_of(m: Manifest) -> dict:
+        return {**m.build, "features": m.features.to_dict(), "windows": m.window.to_dict(), "seed": m.seed}
 
 
 def label_rule(win: WindowConfig) -> str:
@@ -58,40 +80,120 @@ def label_rule(win: WindowConfig) -> str:
 
 def _run(fn: Callable, jobs: list, workers: int, desc: str, progress: bool) -> Iterable:
     """Map `fn` over jobs in order, in-process for one worker, else in a process pool; with a progress bar."""
-    bar = tqdm(total=len(jobs), desc=desc, unit="rec" if desc == "recordings" else "shard", disable=not progress)
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
     if workers <= 1:
-        for job in jobs:
-            yield fn(job)
+        results = map(fn, jobs)
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+        results = pool.map(fn, jobs)
+    try:
+        for result in results:
+            yield result
             bar.update()
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            for result in pool.map(fn, jobs):
-                yield result
-                bar.update()
-    bar.close()
+    finally:
+        bar.close()
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
 
 
-def _prepare_out(out: Path, args: dict, overwrite: bool) -> dict | None:
-    """Check an existing build in `out`; returns its manifest when it is complete with the same arguments."""
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        for p in list(out.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].tar")) + [out / MANIFEST]:
-            p.unlink(missing_ok=True)
-        shutil.rmtree(out / STAGING, ignore_errors=True)
-    for p in out.glob(".*.tmp-*"):  # half-written files of an interrupted build
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    previous = None
-    if (out / MANIFEST).exists():
-        previous = read_manifest(out)
-        old_args = previous.get("build_args", {})
-    elif (out / STAGING / "build_args.json").exists():
-        old_args = json.loads((out / STAGING / "build_args.json").read_text())
-    else:
-        old_args = None
-    if old_args is not None and old_args != args:
-        diff = "; ".join(differing_fields(old_args, args))
-        raise InputError(f"{out}: an existing build used other arguments ({diff}); rerun with them, or --overwrite")
-    return previous
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold OUT for this build; a second build into it is told who holds it."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid_file = out / STATE / "pid"
+            pid = pid_file.read_text().strip() if pid_file.is_file() else "unknown"
+            raise InputError(f"{out}: another build (pid {pid}) is writing here; wait for it to finish, "
+                             "or choose another OUT") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class BuildState:
+    """An unfinished build's own folder in OUT, and what it proves was written."""
+
+    out: Path
+    build_id: str
+    args: dict
+    done: dict[str, ShardInfo]  # shards this build id wrote (from its records, or an earlier manifest)
+
+    @property
+    def folder(self) -> Path:
+        return self.out / STATE
+
+    @property
+    def staging(self) -> Path:
+        return self.folder / "staging"
+
+    @property
+    def tmp(self) -> Path:
+        return self.folder / "tmp"
+
+    @classmethod
+    def read(cls, out: Path) -> BuildState | None:
+        folder = out / STATE
+        if not folder.exists():
+            return None
+        state = read_json(folder / "build.json", "build state")
+        done = {p.stem: from_fields(ShardInfo, read_json(p, "shard record"), str(p))
+                for p in sorted((folder / "done").glob("*.json"))}
+        return cls(out, state["build_id"], state["args"], done)
+
+    def create(self) -> None:
+        for sub in (self.staging, self.tmp, self.folder / "done"):
+            sub.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp)  # temporary files of an interrupted run of this same build
+        self.tmp.mkdir()
+        write_json_atomic(self.folder / "build.json", {"tool": "musicid build-shards", "build_id": self.build_id,
+                                                       "args": self.args})
+        for info in self.done.values():
+            self.record(info)
+        (self.folder / "pid").write_text(str(os.getpid()))
+
+    def record(self, info: ShardInfo) -> None:
+        write_json_atomic(self.folder / "done" / f"{info.name}.json", asdict(info))
+
+    def intact(self, name: str) -> bool:
+        info, path = self.done.get(name), self.out / name
+        return info is not None and path.is_file() and path.stat().st_size == info.bytes
+
+
+def _remove_own(out: Path, previous: Manifest | None, state: BuildState | None) -> None:
+    """--overwrite: remove what an earlier build provably wrote (its listed shards, manifest and state), only."""
+    names = {s.name for split in (previous.splits.values() if previous else []) for s in split.shards}
+    names |= set(state.done) if state else set()
+    for name in names:
+        (out / name).unlink(missing_ok=True)
+    if previous:
+        (out / MANIFEST).unlink()
+    if state:
+        shutil.rmtree(state.folder)
+
+
+def _open_build(out: Path, args: dict, overwrite: bool) -> tuple[BuildState, Manifest | None]:
+    """The state to build with, and an earlier complete manifest if there is one; refuses what is not ours."""
+    previous = read_manifest(out) if (out / MANIFEST).exists() else None
+    state = BuildState.read(out)
+    old = state.args if state else BuildConfig.args_of(previous) if previous else None
+    if old is not None and old != args:
+        if not overwrite:
+            diff = "; ".join(differing_fields(old, args))
+            raise InputError(f"{out}: an existing build used other arguments ({diff}); rerun with them, or --overwrite")
+        _remove_own(out, previous, state)
+        previous = state = None
+    if state is None:
+        done = {s.name: s for split in previous.splits.values() for s in split.shards} if previous else {}
+        state = BuildState(out, previous.build_id if previous else uuid.uuid4().hex, args, done)
+    foreign = sorted(p.name for p in out.iterdir() if SHARD_NAME.fullmatch(p.name) and p.name not in state.done)
+    if foreign:
+        raise InputError(f"{out / foreign[0]}: a shard-named file that no musicid build here wrote "
+                         f"({len(foreign)} such file(s)); move them away or choose another OUT")
+    return state, previous
 
 
 def _ensemble(meta: dict, from_metadata: dict[str, str]) -> str:
@@ -99,111 +201,131 @@ def _ensemble(meta: dict, from_metadata: dict[str, str]) -> str:
     return from_metadata.get(meta["id"]) or ("+".join(names) if names else "silent")
 
 
-def build_shards(root: Path, out: Path, cfg: BuildConfig, workers: int = 1, overwrite: bool = False,
-                 progress: bool = True) -> dict:
-    """Build (or resume, or confirm) a shard set; returns the manifest, with a `summary` of this run."""
-    t0 = time.perf_counter()
-    root, out = Path(root), Path(out)
+def _stage_all(root: Path, state: BuildState, cfg: BuildConfig, workers: int, progress: bool):
+    """Stage 1: every recording decoded and featurised once (reusing what an interrupted build staged)."""
     recordings, skipped, details = find_recordings(root)
-    args = {"root": str(root.resolve()), **cfg.to_dict()}
-    done = _prepare_out(out, args, overwrite)
-    if done is not None:
-        return {**done, "summary": {"wall_s": time.perf_counter() - t0, "already_complete": True}}
-    staging = out / STAGING
-    staging.mkdir(exist_ok=True)
-    write_json_atomic(staging / "build_args.json", args)
-    from_metadata = read_metadata(root)
-
-    stage = partial(stage_recording, staging=staging, feat=cfg.features, win=cfg.windows)
-    metas, dropped, reused, staged_s = {}, Counter(), 0, 0.0
+    stage = partial(stage_recording, staging=state.staging, tmp_dir=state.tmp, feat=cfg.features, win=cfg.windows)
+    metas, counts = {}, Counter()
     for meta in _run(stage, recordings, workers, "recordings", progress):
         if "skipped" in meta:
             skipped["recordings_unreadable_audio"] += 1
             details.append(meta["skipped"])
             continue
         metas[meta["id"]] = meta
-        dropped.update(meta["dropped"])
-        reused += bool(meta.get("reused"))
-        staged_s += 0.0 if meta.get("reused") else meta["seconds"]
-    skipped.update(dropped)
+        skipped.update(meta["dropped"])
+        counts["reused" if meta.get("reused") else "staged_s"] += 1 if meta.get("reused") else meta["seconds"]
     if not metas:
-        raise InputError(f"{root}: none of the {len(recordings)} recordings could be used: " + "; ".join(details[:5]))
+        raise InputError(f"{root}: none of the {len(recordings)} recordings could be used: " + "; ".join(details[:3]))
+    return metas, skipped, details, counts
 
-    ensembles = {rid: _ensemble(m, from_metadata) for rid, m in metas.items()}
-    split_of = assign_splits({rid: m["folder"] for rid, m in metas.items()}, ensembles, cfg.val_fraction, cfg.seed)
+
+def _plan_splits(state: BuildState, cfg: BuildConfig, metas: dict, split_of: dict, ensembles: dict):
+    """Shard jobs and split records (without their shards yet) for every split."""
     n_frames, _ = cfg.windows.frames(cfg.features.frame_rate)
-    sample_bytes = 2 * cfg.features.n_mels * n_frames + N_INSTRUMENTS * n_frames + 3072 + 1024
+    key_len = max(len(sample_key(rid, 0.0)) for rid in metas)
+    json_len = max(len(rid) + len(e) for rid, e in ensembles.items()) + 80
+    per_sample = sample_bytes(cfg.features.n_mels, n_frames, key_len, json_len)
     jobs, splits = [], {}
     for split in SPLITS:
         members = sorted(rid for rid, s in split_of.items() if s == split)
         counts = {rid: metas[rid]["n_samples"] for rid in members if metas[rid]["n_samples"] > 0}
         positives = np.zeros(N_INSTRUMENTS, dtype=np.int64)
         for rid in counts:
-            positives += np.load(staging / rid / "instruments.npy").sum(axis=0, dtype=np.int64)
-        total = sum(counts.values())
-        n_shards = cfg.shards_per_split
-        if cfg.max_shard_mb > 0:
-            n_shards = max(n_shards, math.ceil(total * sample_bytes / (cfg.max_shard_mb * 2**20)))
-        plan = plan_shards(counts, split, n_shards, cfg.block_size, cfg.seed) if total else []
-        jobs += [ShardJob(out / shard_name(split, i), blocks, staging, n_frames, cfg.features.frame_rate, ensembles,
-                          span_samples=cfg.windows.segmentation == "spans") for i, blocks in enumerate(plan)]
-        splits[split] = {
-            "samples": total,
-            "recordings": members,
-            "seconds": round(sum(metas[r]["seconds"] for r in members), 3),
-            "instrument_positives": dict(zip(NAMES, positives.tolist(), strict=True)),
-            "shards": [],
-        }
-    for info in _run(write_shard, jobs, workers, "shards", progress):
-        splits[info["name"].split("-")[0]]["shards"].append(info)
+            positives += np.load(state.staging / rid / "instruments.npy").sum(axis=0, dtype=np.int64)
+        plan = plan_capped(counts, split, cfg.shards_per_split, cfg.block_size, cfg.seed, cfg.max_shard_mb * 2**20,
+                           per_sample) if counts else []
+        for i, blocks in enumerate(plan):
+            name = shard_name(split, i)
+            jobs.append(ShardJob(state.out / name, state.tmp / f"{name}.part", blocks, state.staging, n_frames,
+                                 cfg.features.frame_rate, ensembles, cfg.windows.segmentation == "spans"))
+        splits[split] = SplitInfo(sum(counts.values()), members, round(sum(metas[r]["seconds"] for r in members), 3),
+                                  dict(zip(NAMES, positives.tolist(), strict=True)))
+    return jobs, splits, n_frames
 
-    # Normalisation from train frames; only a build without train recordings falls back to all of them.
-    source = splits["train"]["recordings"] or sorted(metas)
-    stats = sum(np.load(staging / rid / "stats.npy") for rid in source)
+
+def _write_one(job: ShardJob, state: BuildState) -> ShardInfo:
+    """Reuse a shard this build already wrote intact; else write it, recording it before it takes its name."""
+    if state.intact(job.path.name):
+        return state.done[job.path.name]
+    return write_shard(job, state.record)
+
+
+def _normalisation(state: BuildState, metas: dict, train: list[str]) -> dict:
+    """Per-mel-bin mean/std from train frames; only a build without train recordings falls back to all."""
+    source = train or sorted(metas)
+    stats = sum(np.load(state.staging / rid / "stats.npy") for rid in source)
     count = sum(metas[rid]["n_frames"] for rid in source)
     mean = stats[0] / count
     std = np.sqrt(np.maximum(stats[1] / count - mean**2, 1e-12))
-    wall = time.perf_counter() - t0
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "build_args": args,
-        "features": cfg.features.to_dict(),
-        "window": {**cfg.windows.to_dict(), "n_frames": n_frames},
-        "label_rule": label_rule(cfg.windows),
-        "instruments": vocabulary(),
-        "seed": cfg.seed,
-        "splits": splits,
-        "normalization": {"mean": mean.round(5).tolist(), "std": std.round(5).tolist(),
-                          "source": "train split frames" if splits["train"]["recordings"] else "all frames"},
-        "ensembles": ensembles,
-        "skipped": dict(sorted(skipped.items())),
-        "skipped_details": details,
-    }
-    write_json_atomic(out / MANIFEST, manifest)
-    shutil.rmtree(staging)
-    summary = {"wall_s": round(wall, 3), "recordings_reused": reused, "audio_seconds_processed": round(staged_s, 3),
-               "realtime_factor": round(staged_s / wall, 1) if wall else None, "already_complete": False}
-    return {**manifest, "summary": summary}
+    return {"mean": mean.round(5).tolist(), "std": std.round(5).tolist(),
+            "source": "train split frames" if train else "all frames"}
 
 
-def format_summary(manifest: dict) -> str:
-    """Human summary of a manifest (used by build-shards at the end and by inspect)."""
-    lines = []
-    feat, win = manifest["features"], manifest["window"]
-    lines.append(f"features: log-mel {feat['n_mels']} bins @ {feat['sample_rate']} Hz, n_fft {feat['n_fft']}, "
-                 f"hop {feat['hop_length']}; samples: {win['segmentation']} {win['window_s']} s "
-                 f"({win['n_frames']} frames), hop {win['hop_s']} s")
-    lines.append(f"label rule: {manifest['label_rule']}")
-    header = f"{'split':<6}{'recs':>6}{'hours':>8}{'samples':>9}{'shards':>7}{'MB':>9}  " + " ".join(
-        f"{n[:5]:>5}" for n in NAMES)
-    lines.append(header)
-    for split in SPLITS:
-        s = manifest["splits"][split]
-        mb = sum(x["bytes"] for x in s["shards"]) / 2**20
-        pos = " ".join(f"{s['instrument_positives'][n]:>5}" for n in NAMES)
-        lines.append(f"{split:<6}{len(s['recordings']):>6}{s['seconds'] / 3600:>8.2f}{s['samples']:>9}"
-                     f"{len(s['shards']):>7}{mb:>9.1f}  {pos}")
-    skipped = manifest.get("skipped", {})
-    lines.append("skipped: " + (", ".join(f"{k}={v}" for k, v in skipped.items()) if skipped else "none"))
-    lines += [f"  {d}" for d in manifest.get("skipped_details", [])[:20]]
-    return "\n".join(lines)
+@dataclass
+class BuildResult:
+    manifest: Manifest
+    wall_s: float
+    already_complete: bool = False
+    rebuilt_missing: int = 0
+    recordings_reused: int = 0
+    audio_seconds_processed: float = 0.0
+
+    @property
+    def realtime_factor(self) -> float | None:
+        return round(self.audio_seconds_processed / self.wall_s, 1) if self.wall_s else None
+
+
+def build_shards(root: Path, out: Path, cfg: BuildConfig, workers: int = 1, overwrite: bool = False,
+                 progress: bool = False) -> BuildResult:
+    """Build (or resume, repair, or confirm) a shard set in `out`."""
+    t0 = time.perf_counter()
+    root, out = Path(root), output_folder(out)
+    missing: list[str] = []
+    with _locked(out):
+        state, previous = _open_build(out, cfg.args(root), overwrite)
+        if previous is not None:
+            missing = [s.name for split in previous.splits.values() for s in split.shards if not state.intact(s.name)]
+            if not missing:
+                return BuildResult(previous, time.perf_counter() - t0, already_complete=True)
+            log.info("%s: %d shard(s) missing or changed (%s ...): rebuilding them", out, len(missing), missing[0])
+            for name in missing:
+                del state.done[name]
+        state.create()
+        metas, skipped, details, counts = _stage_all(root, state, cfg, workers, progress)
+        from_metadata = read_metadata(root)
+        ensembles = {rid: _ensemble(m, from_metadata) for rid, m in metas.items()}
+        split_of = assign_splits({rid: m["folder"] for rid, m in metas.items()}, ensembles, cfg.val_fraction, cfg.seed)
+        jobs, splits, n_frames = _plan_splits(state, cfg, metas, split_of, ensembles)
+        for info in _run(partial(_write_one, state=state), jobs, workers, "shards", progress):
+            splits[info.name.split("-")[0]].shards.append(info)
+        _warn_missing_in_val(splits)
+        manifest = Manifest(state.build_id, cfg.layout() | {"root": state.args["root"]}, cfg.features, cfg.windows,
+                            n_frames, label_rule(cfg.windows), cfg.seed, splits,
+                            _normalisation(state, metas, splits["train"].recordings), ensembles,
+                            dict(sorted(skipped.items())), details)
+        write_json_atomic(out / MANIFEST, manifest.to_dict())
+        shutil.rmtree(state.folder)
+    return BuildResult(manifest, time.perf_counter() - t0, rebuilt_missing=len(missing),
+                       recordings_reused=int(counts["reused"]), audio_seconds_processed=round(counts["staged_s"], 3))
+
+
+def _warn_missing_in_val(splits: dict[str, SplitInfo]) -> None:
+    train, val = splits["train"].instrument_positives, splits["val"].instrument_positives
+    gaps = [n for n in NAMES if train[n] and not val[n]]
+    if gaps and splits["val"].samples:
+        log.warning("warning: val has no %s (train has): calibration falls back to a default for them",
+                    ", ".join(gaps))
+
+
+def verify(out: Path, manifest: Manifest) -> list[str]:
+    """Problems with the shards a manifest lists: missing files, other sizes or sha256."""
+    folder = out if out.is_dir() else out.parent
+    bad = []
+    for split in manifest.splits.values():
+        for shard in split.shards:
+            path = folder / shard.name
+            if not path.is_file():
+                bad.append(f"{path}: missing")
+            elif path.stat().st_size != shard.bytes or sha256_file(path) != shard.sha256:
+                bad.append(f"{path}: size or sha256 differs from the manifest")
+    return bad

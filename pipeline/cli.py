@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
 
-from .audio import AudioError
-from .labels import InputError
+from musicid.cli import command, run
+from musicid.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+from .build import BuildConfig
+from .features import FeatureConfig
+from .windows import WindowConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+log = logging.getLogger("musicid")
+FEAT, WIN, BUILD = FeatureConfig(), WindowConfig(), BuildConfig()
 
 
-def fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+class Segmentation(str, Enum):
+    windows = "windows"
+    spans = "spans"
 
 
 @app.command()
+@command
 def synth(
     out: Path = typer.Argument(..., help="Folder to write the dataset into (MusicNet Kaggle layout)."),
     recordings: int = typer.Option(30, min=2, help="Number of recordings (train + test)."),
@@ -31,115 +40,104 @@ def synth(
     from .synth import synthesize
 
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
-    try:
-        ids = synthesize(out, recordings, seconds, seed, chosen, overwrite)
-    except ValueError as exc:
-        fail(str(exc))
+    ids = synthesize(out, recordings, seconds, seed, chosen, overwrite)
     typer.echo(f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
                f"({recordings * seconds / 60:.1f} min) under {out}")
 
 
 @app.command()
+@command
 def index(
     root: Path = typer.Argument(..., help="MusicNet root."),
     out: Path = typer.Argument(..., help="Output table: .csv or .parquet."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ):
     """The prior work's re-indexing: every span between note boundaries with its instruments and notes."""
+    from musicid.files import atomic_path, refuse_existing
+
     from .index import index_dataset
 
     if out.suffix not in (".csv", ".parquet"):
-        fail(f"{out}: output must end in .csv or .parquet")
-    try:
-        table, skipped = index_dataset(root)
-    except (InputError, AudioError) as exc:
-        fail(str(exc))
-    tmp = out.with_name(f".{out.name}.tmp")
+        raise InputError(f"{out}: output must end in .csv or .parquet")
+    refuse_existing([out], overwrite)
+    table, skipped = index_dataset(root)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(tmp, index=False) if out.suffix == ".csv" else table.to_parquet(tmp, index=False)
-    tmp.replace(out)
-    typer.echo(f"wrote {len(table)} spans of {table['recording'].nunique()} recordings to {out}")
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False) if out.suffix == ".csv" else table.to_parquet(tmp, index=False)
+    typer.echo(f"wrote {len(table)} spans of {table['recording'].nunique() if len(table) else 0} recordings to {out}")
     typer.echo("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "none"))
 
 
 @app.command("build-shards")
+@command
 def build_shards_cmd(
     root: Path = typer.Argument(..., help="MusicNet root (Kaggle/Zenodo or flat layout)."),
     out: Path = typer.Argument(Path("shards"), help="Output folder for shards and manifest.json."),
-    window: float = typer.Option(1.0, min=0.01, help="Window length in seconds."),
-    hop: float = typer.Option(0.5, min=0.01, help="Seconds between window starts."),
-    segmentation: str = typer.Option("windows", help="windows | spans (the prior work's samples)."),
-    min_active: float = typer.Option(0.1, min=0.0, max=1.0,
+    window: float = typer.Option(WIN.window_s, min=0.01, help="Window length in seconds."),
+    hop: float = typer.Option(WIN.hop_s, min=0.01, help="Seconds between window starts."),
+    segmentation: Segmentation = typer.Option(WIN.segmentation, help="windows, or spans (the prior work's samples)."),
+    min_active: float = typer.Option(WIN.min_active, min=0.0, max=1.0,
                                      help="Label rule: an instrument is on when it sounds in at least this "
                                           "fraction of the window's frames (0 = any frame)."),
-    val_fraction: float = typer.Option(0.1, min=0.0, max=0.9, help="Share of train recordings held out as val."),
-    block_size: int = typer.Option(16, min=1, help="Samples per shuffled block."),
-    shards_per_split: int = typer.Option(8, min=1, help="Shards per split (at least world_size x workers)."),
-    max_shard_mb: float = typer.Option(0.0, min=0.0, help="Size cap per shard in MB; 0 = none."),
-    n_mels: int = typer.Option(128, min=8, help="Mel bins."),
-    sample_rate: int = typer.Option(22050, min=4000, help="Feature sample rate (audio is resampled)."),
-    n_fft: int = typer.Option(1024, min=64, help="FFT size."),
-    hop_length: int = typer.Option(256, min=16, help="STFT hop in samples at the feature rate."),
+    val_fraction: float = typer.Option(BUILD.val_fraction, min=0.0, max=0.9,
+                                       help="Share of train recordings held out as val."),
+    block_size: int = typer.Option(BUILD.block_size, min=1, help="Samples per shuffled block."),
+    shards_per_split: int = typer.Option(BUILD.shards_per_split, min=1,
+                                         help="Shards per split (at least world_size x workers)."),
+    max_shard_mb: float = typer.Option(BUILD.max_shard_mb, min=0.0,
+                                       help="Size cap per shard in MB (more shards until every one is under "
+                                            "it); 0 = none."),
+    n_mels: int = typer.Option(FEAT.n_mels, min=8, help="Mel bins."),
+    sample_rate: int = typer.Option(FEAT.sample_rate, min=4000, help="Feature sample rate (audio is resampled)."),
+    n_fft: int = typer.Option(FEAT.n_fft, min=64, help="FFT size."),
+    hop_length: int = typer.Option(FEAT.hop_length, min=16, help="STFT hop in samples at the feature rate."),
     workers: int = typer.Option(2, min=1, help="Worker processes."),
-    seed: int = typer.Option(0, help="Seed for val split, window shuffle and block scatter."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing build in OUT and start over."),
+    seed: int = typer.Option(BUILD.seed, help="Seed for val split, window shuffle and block scatter."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Discard an earlier build in OUT (only what it wrote) and start over."),
 ):
     """Build WebDataset shards (log-mel, labels, frame roll) from a MusicNet root; resumable."""
-    from .build import BuildConfig, build_shards, format_summary
-    from .features import FeatureConfig
-    from .windows import WindowConfig
+    from .build import build_shards
 
-    if segmentation not in ("windows", "spans"):
-        fail(f"--segmentation must be windows or spans, not {segmentation!r}")
     cfg = BuildConfig(
-        features=FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
-                               fmax=sample_rate / 2),
-        windows=WindowConfig(window_s=window, hop_s=hop, segmentation=segmentation, min_active=min_active),
+        features=FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels),
+        windows=WindowConfig(window_s=window, hop_s=hop, segmentation=segmentation.value, min_active=min_active),
         val_fraction=val_fraction, block_size=block_size, shards_per_split=shards_per_split,
         max_shard_mb=max_shard_mb, seed=seed,
     )
-    try:
-        manifest = build_shards(root, out, cfg, workers=workers, overwrite=overwrite, progress=sys.stderr.isatty())
-    except InputError as exc:
-        fail(str(exc))
-    summary = manifest["summary"]
-    if summary["already_complete"]:
+    result = build_shards(root, out, cfg, workers=workers, overwrite=overwrite, progress=sys.stderr.isatty())
+    if result.already_complete:
         typer.echo(f"{out}: already complete with these arguments (use --overwrite to rebuild)")
-    typer.echo(format_summary(manifest))
-    if not summary["already_complete"]:
-        typer.echo(f"done in {summary['wall_s']:.1f} s: {summary['audio_seconds_processed']:.0f} s of audio decoded "
-                   f"({summary['realtime_factor']}x real time), {summary['recordings_reused']} recordings reused "
-                   f"from an interrupted build; manifest: {out / 'manifest.json'}")
+    typer.echo(result.manifest.summary())
+    if not result.already_complete:
+        typer.echo(f"done in {result.wall_s:.1f} s: {result.audio_seconds_processed:.0f} s of audio decoded "
+                   f"({result.realtime_factor}x real time), {result.recordings_reused} recordings reused from an "
+                   f"interrupted build, {result.rebuilt_missing} missing shards rebuilt; "
+                   f"manifest: {out / 'manifest.json'}")
 
 
 @app.command()
+@command
 def inspect(
     out: Path = typer.Argument(Path("shards"), help="Shard folder (or its manifest.json)."),
     verify: bool = typer.Option(False, "--verify", help="Re-hash every shard and report mismatches."),
 ):
     """Summarise a shard set from its manifest; --verify checks every shard's size and sha256."""
-    from .build import format_summary
+    from .build import verify as verify_shards
     from .manifest import read_manifest
-    from .shardwriter import sha256_file
 
-    try:
-        manifest = read_manifest(out)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-    typer.echo(format_summary(manifest))
+    manifest = read_manifest(out)
+    typer.echo(manifest.summary())
     if not verify:
         return
-    folder = out if out.is_dir() else out.parent
-    bad = []
-    for split in manifest["splits"].values():
-        for shard in split["shards"]:
-            path = folder / shard["name"]
-            if not path.is_file():
-                bad.append(f"{path}: missing")
-            elif path.stat().st_size != shard["bytes"] or sha256_file(path) != shard["sha256"]:
-                bad.append(f"{path}: size or sha256 differs from the manifest")
-    n = sum(len(s["shards"]) for s in manifest["splits"].values())
+    bad = verify_shards(out, manifest)
+    n = sum(len(s.shards) for s in manifest.splits.values())
     for line in bad:
         typer.secho(f"MISMATCH {line}", fg=typer.colors.RED, err=True)
     typer.echo(f"verified {n} shards: {n - len(bad)} ok, {len(bad)} bad")
     if bad:
         raise typer.Exit(1)
+
+
+def main() -> None:
+    run(app, "musicid-pipeline")

@@ -16,7 +16,13 @@ from librosa.core.spectrum import stft as librosa_stft  # eager: forked workers 
 from librosa.filters import mel as mel_filters
 from threadpoolctl import threadpool_limits
 
+from musicid.errors import InputError
+from musicid.records import from_fields
+
 REFERENCE_RATE = 44100  # MusicNet's rate: sample keys and label times are expressed at this rate
+
+
+LOG_SCALING = "10*log10(max(mel_power, amin)), power spectrum, no ref"
 
 
 @dataclass(frozen=True)
@@ -26,19 +32,26 @@ class FeatureConfig:
     hop_length: int = 256
     n_mels: int = 128
     fmin: float = 30.0
-    fmax: float = 11025.0
+    fmax: float | None = None  # None: the Nyquist frequency of sample_rate
     amin: float = 1e-10  # power floor before log: log scaling is 10*log10(max(power, amin))
+
+    def __post_init__(self):
+        if self.fmax is None:
+            object.__setattr__(self, "fmax", self.sample_rate / 2)
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise InputError(f"features: need 0 <= fmin < fmax <= sample_rate / 2, got fmin {self.fmin}, "
+                             f"fmax {self.fmax}, sample_rate {self.sample_rate}")
 
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "log_scaling": "10*log10(max(mel_power, amin)), power spectrum, no ref"}
+        return {**asdict(self), "log_scaling": LOG_SCALING}
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return from_fields(cls, d, "feature config")
 
 
 @lru_cache(maxsize=8)
@@ -95,6 +108,16 @@ class LogMelStream:
         out = _padded_log_mel(self.buf[: (n - 1) * hop + n_fft], self.cfg)
         self.buf = self.buf[n * hop :]
         return out
+
+
+def normalise(spec: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Log-mel [n_mels, T] -> the model's input [1, n_mels, T] with the train split's per-bin statistics."""
+    return ((spec - mean[:, None]) / std[:, None]).astype(np.float32)[None]
+
+
+def seconds_to_frames(seconds: float, frame_rate: float) -> int:
+    """The one rounding rule from seconds to feature frames (window lengths and hops), at least one frame."""
+    return max(1, round(seconds * frame_rate))
 
 
 def frame_positions(n_frames: int, cfg: FeatureConfig, rate: float) -> np.ndarray:

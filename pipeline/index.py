@@ -1,4 +1,4 @@
-"""The re-indexed table of a dataset: one row per merged span (DESIGN §3), for analysis and baselines."""
+"""The re-indexed table of a dataset: one row per merged span (the prior work's samples), for analysis and baselines."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audio import AudioError, audio_info
+from musicid.errors import AudioError
+
+from .audio import load_audio, probe
 from .labels import read_labels
 from .layout import find_recordings
 from .spans import Spans, merge_spans
@@ -35,10 +37,12 @@ def index_dataset(root: Path) -> tuple[pd.DataFrame, Counter]:
     tables = []
     for rec in recordings:
         try:
-            frames, rate = audio_info(rec.audio)
+            info = probe(rec.audio)
+            frames = info.frames if info.frames is not None else len(load_audio(rec.audio)[0])
         except AudioError:
             skipped["recordings_unreadable_audio"] += 1
             continue
+        rate = info.sample_rate
         notes, dropped = read_labels(rec.labels, frames)
         skipped.update(dropped)
         tables.append(spans_table(rec.id, merge_spans(notes), rate))

@@ -9,13 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from musicid.errors import InputError
+
 from .vocab import program_to_index
 
 LABEL_COLUMNS = ("start_time", "end_time", "instrument", "note", "start_beat", "end_beat", "note_value")
-
-
-class InputError(Exception):
-    """Bad input that stops the build: the message names the file and the problem."""
 
 
 @dataclass
@@ -44,26 +42,26 @@ def read_labels(path: Path, n_samples: int | None = None) -> tuple[Notes, Counte
     if missing:
         raise InputError(f"{path}: label CSV is missing column(s) {', '.join(missing)}")
     dropped: Counter = Counter()
-    numeric = {c: pd.to_numeric(df[c], errors="coerce") for c in ("start_time", "end_time", "instrument", "note")}
-    bad_number = np.zeros(len(df), dtype=bool)
-    for col in numeric.values():
-        bad_number |= col.isna().to_numpy()
-    dropped["rows_not_numeric"] = int(bad_number.sum())
-    start = numeric["start_time"].to_numpy(dtype=np.float64, na_value=0).round().astype(np.int64)
-    end = numeric["end_time"].to_numpy(dtype=np.float64, na_value=0).round().astype(np.int64)
-    program = numeric["instrument"].to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
-    pitch = numeric["note"].to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
-    keep = ~bad_number
-    checks = (
-        ("rows_negative_time", (start < 0) | (end < 0)),
-        ("rows_end_not_after_start", end <= start),
-        ("rows_past_end_of_audio", end > n_samples if n_samples is not None else np.zeros_like(keep)),
-        ("rows_unknown_instrument", program_to_index(program) < 0),
-        ("rows_bad_pitch", (pitch < 0) | (pitch > 127)),
-    )
+    num = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+           for c in ("start_time", "end_time", "instrument", "note")}
+    start, end, program, pitch = num["start_time"], num["end_time"], num["instrument"], num["note"]
+    values = np.stack(list(num.values()))
+    length = np.inf if n_samples is None else n_samples
+    with np.errstate(invalid="ignore"):  # NaN and inf rows are counted by the first checks, not warned about
+        checks = (
+            ("rows_not_numeric", np.isnan(values).any(axis=0)),
+            ("rows_not_finite", np.isinf(values).any(axis=0)),
+            ("rows_not_integer", (program != np.round(program)) | (pitch != np.round(pitch))),
+            ("rows_negative_time", (start < 0) | (end < 0)),
+            ("rows_end_not_after_start", end <= start),
+            ("rows_past_end_of_audio", end > length),
+            ("rows_unknown_instrument", program_to_index(program) < 0),
+            ("rows_bad_pitch", (pitch < 0) | (pitch > 127)),
+        )
+    keep = np.ones(len(df), dtype=bool)
     for reason, bad in checks:
-        hit = keep & bad
-        dropped[reason] += int(hit.sum())
+        dropped[reason] += int((keep & bad).sum())
         keep &= ~bad
-    notes = Notes(start[keep], end[keep], program_to_index(program[keep]), pitch[keep])
+    notes = Notes(np.round(start[keep]).astype(np.int64), np.round(end[keep]).astype(np.int64),
+                  program_to_index(program[keep]), pitch[keep].astype(np.int64))
     return notes, +dropped

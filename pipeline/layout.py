@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .labels import InputError
+from musicid.errors import InputError
+
+from .audio import AUDIO_SUFFIXES
 
 FOLDERS = ("train", "test")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,16 @@ def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
     skipped: Counter = Counter()
     details: list[str] = []
     for folder in FOLDERS:
-        audio = {
-            p.stem: p
-            for p in sorted((base / f"{folder}_data").glob("*"))
-            if p.suffix.lower() in AUDIO_SUFFIXES
-        }
+        audio: dict[str, Path] = {}
+        for p in sorted((base / f"{folder}_data").glob("*")):
+            if not p.is_file() or p.suffix.lower() not in AUDIO_SUFFIXES:
+                skipped["files_not_audio"] += 1
+                details.append(f"{p}: not an audio file (by its extension)")
+            elif p.stem in audio:
+                skipped["recordings_two_audio_files"] += 1
+                details.append(f"{p}: a second audio file for recording {p.stem} ({audio[p.stem].name} is used)")
+            else:
+                audio[p.stem] = p
         labels = {p.stem: p for p in sorted((base / f"{folder}_labels").glob("*.csv"))}
         for stem in sorted(audio.keys() - labels.keys()):
             skipped["recordings_audio_without_labels"] += 1

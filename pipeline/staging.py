@@ -1,8 +1,8 @@
 """Stage 1 of a build: one recording decoded once, featurised once, labelled, and staged on disk.
 
-A staged recording is a folder of `.npy` arrays plus `meta.json`, made under a temporary name and renamed
-when complete, so an interrupted build resumes by skipping the folders that exist. Stage 2 slices shard
-samples out of these arrays through memory maps, so no stage holds more than one recording in RAM.
+A staged recording is a folder of `.npy` arrays plus `meta.json`, made in the build's temporary folder and
+renamed when complete, so an interrupted build resumes by skipping the folders that exist. Stage 2 slices
+shard samples out of these arrays through memory maps, so no stage holds more than one recording in RAM.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, audio_info, load_audio
+from musicid.errors import AudioError
+
+from .audio import load_audio
 from .features import FeatureConfig, frame_positions, log_mel
 from .labels import read_labels
 from .layout import Recording
@@ -24,17 +26,17 @@ from .windows import Samples, WindowConfig, cut_spans, cut_windows
 ARRAYS = ("spec", "roll", "frame0", "length", "start_s", "instruments", "notes", "stats")
 
 
-def stage_recording(rec: Recording, staging: Path, feat: FeatureConfig, win: WindowConfig) -> dict:
+def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: FeatureConfig, win: WindowConfig) -> dict:
     """Stage one recording; returns its meta. Unusable audio gives {"skipped": reason} instead."""
     final = staging / rec.id
     if (final / "meta.json").is_file():
         return {**json.loads((final / "meta.json").read_text()), "reused": True}
     try:
-        frames, rate = audio_info(rec.audio)
-        notes, dropped = read_labels(rec.labels, frames)
         audio, rate = load_audio(rec.audio)
     except AudioError as exc:
         return {"id": rec.id, "skipped": str(exc)}
+    frames = len(audio)  # what decodes: for compressed audio the header's length is only an estimate
+    notes, dropped = read_labels(rec.labels, frames)
     spec = log_mel(audio, rate, feat)
     del audio
     spans = merge_spans(notes)
@@ -60,13 +62,15 @@ def stage_recording(rec: Recording, staging: Path, feat: FeatureConfig, win: Win
         "stats": np.stack([spec64.sum(axis=1), (spec64**2).sum(axis=1)]),
         **{k: getattr(samples, k) for k in ("frame0", "length", "start_s", "instruments", "notes")},
     }
-    tmp = staging / f".{rec.id}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, arr in arrays.items():
-        np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    os.replace(tmp, final)
+    tmp = tmp_dir / f"{rec.id}.{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True)
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return meta
 
 

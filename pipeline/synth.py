@@ -14,13 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
+from musicid.errors import InputError
+from musicid.files import output_folder
+
+from .features import REFERENCE_RATE
 from .labels import LABEL_COLUMNS
 from .vocab import INSTRUMENTS
 
-RATE = 44100
+RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
 TABLE = 4096
+SOURCE = "musicid synth"  # the metadata's `source`: how synth --overwrite knows a dataset is its own
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ TIMBRES: dict[str, Timbre] = {
     "Flute": Timbre(60, 96, 3.0, attack=0.05, vibrato_hz=5.0, vibrato_depth=0.004, noise=0.12),
 }
 
-# MusicNet's ensembles (DESIGN §2) with their recording counts: the generator's menu and its weights.
+# MusicNet's ensembles with their recording counts: the generator's menu and its weights.
 ENSEMBLES: dict[str, tuple[int, tuple[str, ...]]] = {
     "Solo Piano": (156, ("Piano",)),
     "String Quartet": (57, ("Violin", "Violin", "Viola", "Cello")),
@@ -206,6 +212,17 @@ def _choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...
     return list(COVERAGE[:count]) + [str(e) for e in drawn]
 
 
+def _remove_synthetic(out: Path) -> None:
+    """Remove a dataset only when its metadata shows synth wrote all of it: a real MusicNet is never deleted."""
+    meta = out / "musicnet_metadata.csv"
+    sources = set(pd.read_csv(meta, dtype=str)["source"].fillna("")) if meta.is_file() else set()
+    if sources != {SOURCE}:
+        raise InputError(f"{out}: holds a dataset that musicid synth did not write (see musicnet_metadata.csv); "
+                         "choose another OUT")
+    shutil.rmtree(out / "musicnet", ignore_errors=True)
+    meta.unlink()
+
+
 def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int = 0,
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
@@ -216,11 +233,12 @@ def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int
     """
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:  # checked first: bad arguments must not cost an existing dataset
-        raise ValueError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
-    if (out / "musicnet").exists():
+        raise InputError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
+    out = output_folder(out)
+    if (out / "musicnet").exists() or (out / "musicnet_metadata.csv").exists():
         if not overwrite:
-            raise ValueError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
-        shutil.rmtree(out / "musicnet")
+            raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
+        _remove_synthetic(out)
     rng = np.random.default_rng(seed)
     n_test = max(1, round(recordings / 6))
     plan = {"train": _choose_ensembles(recordings - n_test, rng, ensembles),
@@ -243,7 +261,7 @@ def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int
                 writer.writerow(LABEL_COLUMNS)
                 writer.writerows(rows)
             meta.append((rid, "Synth", f"Synthetic piece {rid}", "1. Allegro, ma non troppo", ensemble,
-                         "musicid synth", "musicid", f"SYN{rid}", int(round(seconds))))
+                         SOURCE, "musicid", f"SYN{rid}", int(round(seconds))))
             ids[folder].append(rid)
     with open(out / "musicnet_metadata.csv", "w", newline="") as fh:
         writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)

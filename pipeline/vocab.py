@@ -1,4 +1,4 @@
-"""The fixed instrument vocabulary: General MIDI programs in musicid's output order (DESIGN §2)."""
+"""The fixed instrument vocabulary: MusicNet's 1-based General MIDI program ids in musicid's output order."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ _PROGRAM_INDEX[PROGRAMS] = np.arange(N_INSTRUMENTS)
 
 def program_to_index(programs: np.ndarray) -> np.ndarray:
     """Map 1-based GM programs to output indices; anything outside the 11 maps to -1."""
-    programs = np.asarray(programs, dtype=np.int64)
+    programs = np.asarray(programs)
     out = np.full(programs.shape, -1, dtype=np.int64)
-    ok = (programs >= 0) & (programs <= 128)
-    out[ok] = _PROGRAM_INDEX[programs[ok]]
+    ok = (programs >= 0) & (programs <= 128) & (programs == np.round(programs))
+    out[ok] = _PROGRAM_INDEX[programs[ok].astype(np.int64)]
     return out
 
 

@@ -15,22 +15,38 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from musicid.errors import InputError
+from musicid.records import from_fields
+
+from .features import seconds_to_frames
 from .spans import Spans
+
+SEGMENTATIONS = ("windows", "spans")
 
 
 @dataclass(frozen=True)
 class WindowConfig:
     window_s: float = 1.0
     hop_s: float = 0.5
-    segmentation: str = "windows"  # or "spans"
+    segmentation: str = "windows"  # or "spans": the prior work's samples
     min_active: float = 0.1
+
+    def __post_init__(self):
+        if self.segmentation not in SEGMENTATIONS:
+            raise InputError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, not {self.segmentation!r}")
+        if self.window_s <= 0 or self.hop_s <= 0 or not 0 <= self.min_active <= 1:
+            raise InputError(f"window: need window_s > 0, hop_s > 0, 0 <= min_active <= 1 (got {self})")
 
     def frames(self, frame_rate: float) -> tuple[int, int]:
         """(frames per sample, frames between window starts) at the feature frame rate."""
-        return max(1, round(self.window_s * frame_rate)), max(1, round(self.hop_s * frame_rate))
+        return seconds_to_frames(self.window_s, frame_rate), seconds_to_frames(self.hop_s, frame_rate)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WindowConfig:
+        return from_fields(cls, d, "window config")
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""Online half of musicid: streaming shards into a ResNet18, evaluation and prediction."""
+"""Training: streaming shards into the ResNet18 (one CPU, one GPU, or many through torchrun), losses, augmentation."""

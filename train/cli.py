@@ -2,56 +2,59 @@
 
 from __future__ import annotations
 
+import logging
+from enum import Enum
 from pathlib import Path
 
 import typer
 
+from musicid.cli import command, run
+
 from .losses import LOSSES
 from .trainer import TrainConfig, Trainer
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+log = logging.getLogger("musicid")
+Loss = Enum("Loss", {n: n for n in LOSSES}, type=str)
+D = TrainConfig  # defaults are read from the config, declared there once
 
 
 @app.command()
+@command
 def train(
     shards: Path = typer.Option(..., "--shards", help="Shard folder with manifest.json, or a manifest path."),
     out: Path = typer.Option(Path("runs/default"), "--out", help="Run folder: checkpoints, metrics, config."),
-    epochs: int = typer.Option(10, min=1),
-    batch_size: int = typer.Option(32, min=1, help="Per-rank batch size."),
-    lr: float = typer.Option(1e-3, min=0.0, help="Peak AdamW learning rate (after warm-up)."),
-    weight_decay: float = typer.Option(1e-4, min=0.0),
-    loss: str = typer.Option("bce", help=f"One of {', '.join(LOSSES)}."),
-    pos_weight: bool = typer.Option(False, "--pos-weight", help="bce: weight positives by the train prior."),
-    pretrained: str = typer.Option("none", help="none | imagenet | PATH to a resnet18 state dict."),
-    freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train the head only."),
-    dropout: float = typer.Option(0.2, min=0.0, max=0.9),
-    workers: int = typer.Option(2, min=0, help="DataLoader workers per rank."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    seed: int = typer.Option(0),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
-    augment: bool = typer.Option(False, "--augment", help="SpecAugment (2 freq + 2 time masks)."),
-    mixup: float = typer.Option(0.0, min=0.0, help="Mix windows as sounds, lam ~ Beta(a, a), labels united; 0 = off."),
-    shuffle_buffer: int = typer.Option(2000, min=1, help="Samples in the shuffle buffer per worker."),
+    epochs: int = typer.Option(D.epochs, min=1),
+    batch_size: int = typer.Option(D.batch_size, min=1, help="Per-rank batch size."),
+    lr: float = typer.Option(D.lr, min=0.0, help="Peak AdamW learning rate (after warm-up)."),
+    weight_decay: float = typer.Option(D.weight_decay, min=0.0),
+    loss: Loss = typer.Option(D.loss, help="bce, the prior work's iou, or mse."),
+    pos_weight: bool = typer.Option(D.pos_weight, "--pos-weight", help="bce: weight positives by the train prior."),
+    pretrained: str = typer.Option(D.pretrained, help="none | imagenet | PATH to resnet18 or musicid weights."),
+    freeze_backbone: bool = typer.Option(D.freeze_backbone, "--freeze-backbone", help="Train the head only."),
+    dropout: float = typer.Option(D.dropout, min=0.0, max=0.9),
+    workers: int = typer.Option(D.workers, min=0, help="DataLoader workers per rank."),
+    device: str = typer.Option(D.device, help="auto | cpu | cuda."),
+    seed: int = typer.Option(D.seed),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt with the run's settings."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that holds a run."),
+    augment: bool = typer.Option(D.spec_augment, "--augment", help="SpecAugment (2 freq + 2 time masks)."),
+    mixup: float = typer.Option(D.mixup, min=0.0,
+                                help="Mix windows as sounds, lam ~ Beta(a, a), labels united; 0 = off."),
+    shuffle_buffer: int = typer.Option(D.shuffle_buffer, min=1, help="Samples in the shuffle buffer per worker."),
+    shard_url: str = typer.Option(None, help="Read shards from this URL template ({name} = each shard's name) "
+                                             "instead of beside the manifest."),
 ):
     """Train a ResNet18 instrument recogniser on WebDataset shards made by musicid-pipeline."""
-    if loss not in LOSSES:
-        raise typer.BadParameter(f"--loss must be one of {', '.join(LOSSES)}")
     cfg = TrainConfig(shards=str(shards), out=str(out), epochs=epochs, batch_size=batch_size, lr=lr,
-                      weight_decay=weight_decay, loss=loss, pos_weight=pos_weight, pretrained=pretrained,
+                      weight_decay=weight_decay, loss=loss.value, pos_weight=pos_weight, pretrained=pretrained,
                       freeze_backbone=freeze_backbone, dropout=dropout, workers=workers, device=device, seed=seed,
-                      spec_augment=augment, mixup=mixup, shuffle_buffer=shuffle_buffer)
-    try:
-        trainer = Trainer(cfg)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+                      spec_augment=augment, mixup=mixup, shuffle_buffer=shuffle_buffer, shard_url=shard_url)
+    trainer = Trainer(cfg)
     try:
         if resume:
-            if not (out / "last.pt").exists():
-                typer.secho(f"error: --resume: {out / 'last.pt'} does not exist", fg=typer.colors.RED, err=True)
-                raise typer.Exit(1)
             trainer.resume()
-        history = trainer.fit()
+        history = trainer.fit(overwrite=overwrite)
     finally:
         trainer.close()
     if trainer.dist.is_main and history:
@@ -63,7 +66,7 @@ def train(
 
 
 def main() -> None:
-    app()
+    run(app, "musicid-train")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from musicid.errors import InputError
+
 LOSSES = ("bce", "iou", "mse")
 
 
@@ -38,4 +40,4 @@ def make_loss(name: str, pos_weight: torch.Tensor | None = None):
         return iou_loss
     if name == "mse":
         return mse_loss
-    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -1,9 +1,14 @@
-"""The training loop: AdamW with warm-up + cosine, equal steps per rank, validation, atomic checkpoints."""
+"""The training loop: AdamW with warm-up + cosine, equal steps per rank, validation, atomic checkpoints.
+
+Rank 0 writes the run folder: config.json, metrics.jsonl (a line per epoch), last.pt and best.pt (by val
+mAP), and beside each checkpoint the calibration fitted on the val split for it.
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import sys
 import time
@@ -15,15 +20,25 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pipeline.manifest import write_json_atomic
+from musicid.errors import InputError
+from musicid.files import output_folder, write_json_atomic
+from musicid.infer import calibration
+from musicid.infer.checkpoint import FORMAT_VERSION, ModelCard, load_checkpoint, save_checkpoint
+from musicid.infer.evaluate import collect_predictions, train_prior
+from musicid.infer.metrics import macro_f1, per_class_ap
+from musicid.infer.model import DROPOUT, build_model, resolve_device
+from musicid.pipeline.manifest import differing_fields, read_manifest
+from musicid.pipeline.shards import log_bad, shard_urls
 
 from . import distributed
 from .augment import mix_sources
-from .checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from .data import BadShard, StreamConfig, check_shard_count, make_loader, rank_shards, shard_urls
 from .losses import make_loss
-from .metrics import calibrate_thresholds, macro_f1, per_class_ap
-from .model import InstrumentNet, build_model
+from .stream import StreamConfig, check_shard_count, rank_shards, train_loader
+
+log = logging.getLogger("musicid")
+RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "last.calibration.json",
+             "best.calibration.json")
+RESUMABLE = ("workers", "device", "out", "shards", "shard_url")  # may differ when a run is resumed
 
 
 @dataclass
@@ -38,7 +53,7 @@ class TrainConfig:
     pos_weight: bool = False
     pretrained: str = "none"
     freeze_backbone: bool = False
-    dropout: float = 0.2
+    dropout: float = DROPOUT
     workers: int = 2
     device: str = "auto"
     seed: int = 0
@@ -47,16 +62,7 @@ class TrainConfig:
     shuffle_buffer: int = 2000
     warmup_frac: float = 0.05
     grad_clip: float = 1.0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda asked for, but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+    shard_url: str | None = None  # read shards from this URL template ({name}) instead of beside the manifest
 
 
 def lr_lambda(total_steps: int, warmup_frac: float):
@@ -71,44 +77,11 @@ def lr_lambda(total_steps: int, warmup_frac: float):
     return factor
 
 
-def pos_weights(manifest: dict) -> torch.Tensor:
+def pos_weights(manifest) -> torch.Tensor:
     """Per-class (negatives / positives) of the train split, clipped to [1, 100]."""
-    split = manifest["splits"]["train"]
-    pos = np.array([split["instrument_positives"][i["name"]] for i in manifest["instruments"]], dtype=np.float64)
-    return torch.tensor(np.clip((split["samples"] - pos) / np.maximum(pos, 1), 1, 100), dtype=torch.float32)
-
-
-@torch.no_grad()
-def collect_predictions(model: InstrumentNet, urls: list[str], norm: dict, device: torch.device,
-                        batch_size: int = 64, workers: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Probabilities, labels and recording ids of every sample in `urls` (bad shards skipped, warned)."""
-    model.eval()
-    cfg = StreamConfig(batch_size=batch_size)
-    probs, labels, recs = [], [], []
-    for item in make_loader(urls, norm["mean"], norm["std"], cfg, train=False, seed=0, epoch=0, workers=workers):
-        if isinstance(item, BadShard):
-            print(f"warning: skipped unreadable shard {item.url} ({item.error})", file=sys.stderr)
-            continue
-        x, y, r = item
-        probs.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy())
-        labels.append(y.numpy())
-        recs += r
-    if not probs:
-        return np.zeros((0, 11)), np.zeros((0, 11)), []
-    return np.concatenate(probs), np.concatenate(labels), recs
-
-
-def _batches(cfg: TrainConfig, urls, norm, stream: StreamConfig, epoch: int, rank: int):
-    """This rank's batches for an epoch; if its shards run dry before the step count, it reads them again."""
-    for sub in itertools.count():
-        got_batch = False
-        for item in make_loader(urls, norm["mean"], norm["std"], stream, train=True, seed=cfg.seed + 7919 * sub,
-                                epoch=epoch, workers=cfg.workers):
-            got_batch |= not isinstance(item, BadShard)
-            yield item
-        if not got_batch:
-            raise RuntimeError(f"rank {rank}: none of its shards gave a full batch of {stream.batch_size} "
-                               "(all unreadable, or too few samples for the batch size)")
+    split = manifest.splits["train"]
+    pos = np.array([split.instrument_positives[i["name"]] for i in manifest.instruments], dtype=np.float64)
+    return torch.tensor(np.clip((split.samples - pos) / np.maximum(pos, 1), 1, 100), dtype=torch.float32)
 
 
 class Trainer:
@@ -117,14 +90,15 @@ class Trainer:
         self.dist = distributed.setup(resolve_device(cfg.device).type)
         self.device = resolve_device(cfg.device, self.dist.local_rank)
         self.out = Path(cfg.out)
-        self.urls, self.manifest = shard_urls(Path(cfg.shards), "train")
-        self.val_urls, _ = shard_urls(Path(cfg.shards), "val")
+        self.manifest = read_manifest(Path(cfg.shards))
+        self.urls = shard_urls(self.manifest, Path(cfg.shards), "train", cfg.shard_url)
+        self.val_urls = shard_urls(self.manifest, Path(cfg.shards), "val", cfg.shard_url)
         check_shard_count(len(self.urls), self.dist.world_size, cfg.workers, "train")
-        n_train = self.manifest["splits"]["train"]["samples"]
+        n_train = self.manifest.splits["train"].samples
         if n_train < self.dist.world_size * cfg.batch_size:
-            raise ValueError(f"{cfg.shards}: the train split has {n_train} samples, fewer than world_size "
+            raise InputError(f"{cfg.shards}: the train split has {n_train} samples, fewer than world_size "
                              f"{self.dist.world_size} x batch size {cfg.batch_size}; lower --batch-size")
-        self.norm = self.manifest["normalization"]
+        self.card = ModelCard.from_state(self._card_state(), cfg.shards)
         self.steps_per_epoch = n_train // (self.dist.world_size * cfg.batch_size)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.pretrained, cfg.freeze_backbone, cfg.dropout).to(self.device)
@@ -139,65 +113,92 @@ class Trainer:
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
                                             else None) if self.dist.enabled else self.model)
         self.start_epoch, self.step, self.best_map = 0, 0, -1.0
-        self.norm_mean = torch.tensor(self.norm["mean"], dtype=torch.float32, device=self.device)
-        self.norm_std = torch.tensor(self.norm["std"], dtype=torch.float32, device=self.device)
+        self.norm_mean = torch.from_numpy(self.card.mean).to(self.device)
+        self.norm_std = torch.from_numpy(self.card.std).to(self.device)
+
+    def _card_state(self) -> dict:
+        """What a checkpoint records about the data: the manifest's features, window, vocabulary, statistics."""
+        m = self.manifest
+        has_val = m.splits["val"].samples > 0
+        return {"features": m.features.to_dict(), "window": {**m.window.to_dict(), "n_frames": m.n_frames},
+                "instruments": m.instruments, "normalization": {k: m.normalization[k] for k in ("mean", "std")},
+                "train_config": asdict(self.cfg), "default_predictor": "calibrated" if has_val else "top3"}
 
     def resume(self) -> None:
-        """Continue from last.pt: weights, optimizer, scheduler, epoch and step counters."""
+        """Continue from last.pt: weights, optimizer, scheduler, epoch and step counters. Refused when the
+        shards' features or the training settings differ from the run's."""
         state = load_checkpoint(self.out / "last.pt")
+        old = {"data": {k: state[k] for k in ("features", "window")},
+               "train": {k: v for k, v in state["train_config"].items() if k not in RESUMABLE}}
+        new = {"data": {k: self._card_state()[k] for k in ("features", "window")},
+               "train": {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE}}
+        diff = differing_fields(old, new)
+        if diff:
+            raise InputError(f"{self.out / 'last.pt'}: --resume with other settings than the run's "
+                             f"({'; '.join(diff[:4])}); use the run's, or start a new run")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch, self.step, self.best_map = state["epoch"] + 1, state["step"], state["best_map"]
 
-    def _log(self, msg: str) -> None:
-        if self.dist.is_main:
-            print(msg, file=sys.stderr, flush=True)
+    def _batches(self, epoch: int):
+        """This rank's batches for an epoch; if its shards run dry before the step count, it reads them again."""
+        stream = StreamConfig(batch_size=self.cfg.batch_size, shuffle_buffer=self.cfg.shuffle_buffer,
+                              spec_augment=self.cfg.spec_augment)
+        for sub in itertools.count():
+            got_batch = False
+            for batch in train_loader(self.urls, self.card.mean, self.card.std, stream, self.cfg.seed + 7919 * sub,
+                                      epoch, self.cfg.workers):
+                got_batch |= batch[0] is not None
+                yield batch
+            if not got_batch:
+                raise InputError(f"{self.cfg.shards}: rank {self.dist.rank}'s shards gave no full batch of "
+                                 f"{stream.batch_size} (all unreadable, or too few samples for the batch size)")
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One optimisation step on a batch; returns its loss."""
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.cfg.mixup > 0:
+            x, y = mix_sources(x, y, self.norm_mean, self.norm_std, self.cfg.mixup)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits = self.ddp(x)
+        loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return loss.item()
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
         torch.manual_seed(cfg.seed * 1000 + epoch * 10 + self.dist.rank)  # dropout/mixup: resumable per epoch
         self.ddp.train()
-        stream = StreamConfig(batch_size=cfg.batch_size, shuffle_buffer=cfg.shuffle_buffer,
-                              spec_augment=cfg.spec_augment)
-        batches = _batches(cfg, self.urls, self.norm, stream, epoch, self.dist.rank)
-        bad, total_loss, n_samples, t0 = [], 0.0, 0, time.perf_counter()
-        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}", disable=not (self.dist.is_main
-                                                                                      and sys.stderr.isatty()))
-        done = 0
+        batches = self._batches(epoch)
+        bad, total_loss, n_samples, done, t0 = [], 0.0, 0, 0, time.perf_counter()
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}",
+                   disable=not (self.dist.is_main and sys.stderr.isatty()))
         while done < self.steps_per_epoch:
-            item = next(batches)
-            if isinstance(item, BadShard):
-                if item.url not in bad:
-                    bad.append(item.url)
-                    print(f"warning: rank {self.dist.rank} skipped unreadable shard {item.url} ({item.error})",
-                          file=sys.stderr, flush=True)
+            x, y, _, bad_shards = next(batches)
+            for b in bad_shards:
+                if b.url not in bad:
+                    bad.append(b.url)
+                    log_bad(b)
+            if x is None:
                 continue
-            x, y, _ = item
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            if self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            if cfg.mixup > 0:
-                x, y = mix_sources(x, y, self.norm_mean, self.norm_std, cfg.mixup)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                logits = self.ddp(x)
-            loss = self.loss_fn(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.step += 1
+            value = self._step(x, y)
             done += 1
-            value = loss.item()
             total_loss += value * len(x)
             n_samples += len(x)
             rate = n_samples / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{rate:.0f}")
             bar.update()
-            if not sys.stderr.isatty() and done % max(1, self.steps_per_epoch // 5) == 0:
-                self._log(f"epoch {epoch + 1} step {done}/{self.steps_per_epoch} loss {value:.4f} "
-                          f"{rate:.0f} samples/s")
+            if bar.disable and self.dist.is_main and done % max(1, self.steps_per_epoch // 5) == 0:
+                log.debug("epoch %d step %d/%d loss %.4f %.0f samples/s", epoch + 1, done, self.steps_per_epoch,
+                          value, rate)
         bar.close()
         seconds = time.perf_counter() - t0
         per_rank = distributed.gather(self.dist, {"steps": done, "bad_shards": bad, "samples": n_samples,
@@ -212,67 +213,75 @@ class Trainer:
             "samples_per_s": round(sum(r["samples"] for r in per_rank) / seconds, 1),
         }
 
-    def validate(self) -> tuple[dict, np.ndarray]:
-        probs, labels, _ = collect_predictions(self.model, self.val_urls, self.norm, self.device,
+    def validate(self) -> tuple[dict, calibration.Calibration | None]:
+        """Val loss, mAP and macro F1 at 0.5, and the calibration fitted on the same predictions."""
+        probs, labels, _ = collect_predictions(self.model, self.val_urls, self.card, self.device,
                                                workers=min(self.cfg.workers, len(self.val_urls)))
         if len(probs) == 0:
-            return {"val_loss": None, "val_mAP": None, "val_macro_f1": None}, np.full(labels.shape[1], 0.5)
+            return {"val_loss": None, "val_mAP": None, "val_macro_f1": None}, None
         p = np.clip(probs, 1e-7, 1 - 1e-7)
         bce = float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
-        ap = per_class_ap(probs, labels)
-        metrics = {"val_loss": round(bce, 5), "val_mAP": round(float(np.nanmean(ap)), 5),
+        metrics = {"val_loss": round(bce, 5), "val_mAP": round(float(np.nanmean(per_class_ap(probs, labels))), 5),
                    "val_macro_f1": round(macro_f1(probs >= 0.5, labels), 5)}
-        return metrics, calibrate_thresholds(probs, labels)
+        noise = calibration.noise_bias(self.model, self.card.features, self.card.window.window_s, self.card.n_frames,
+                                       self.card.mean, self.card.std, self.device)
+        cal = calibration.fit(probs, labels, train_prior(self.manifest, self.card.names), noise, self.card.names,
+                              f"{self.cfg.shards} val split")
+        return metrics, cal
 
-    def checkpoint_state(self, epoch: int, thresholds: np.ndarray, metrics: dict) -> dict:
-        m = self.manifest
-        return {
-            "format_version": FORMAT_VERSION,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "epoch": epoch,
-            "step": self.step,
-            "best_map": self.best_map,
-            "features": m["features"],
-            "window": m["window"],
-            "instruments": m["instruments"],
-            "normalization": {"mean": m["normalization"]["mean"], "std": m["normalization"]["std"]},
-            "train_config": asdict(self.cfg),
-            "thresholds": [float(t) for t in thresholds],
-            "default_predictor": "calibrated",
-            "val_metrics": metrics,
-        }
+    def checkpoint_state(self, epoch: int, metrics: dict) -> dict:
+        return {"format_version": FORMAT_VERSION, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "epoch": epoch, "step": self.step, "best_map": self.best_map, "val_metrics": metrics,
+                **self._card_state()}
 
-    def fit(self) -> list[dict]:
-        """Train the remaining epochs; rank 0 writes config.json, metrics.jsonl, last.pt and best.pt."""
-        history = []
+    def _save(self, name: str, state: dict, cal: calibration.Calibration | None) -> None:
+        save_checkpoint(self.out / name, state)
+        if cal is not None:
+            calibration.write_calibration(self.out / name, cal)
+
+    def _start_run_folder(self, overwrite: bool) -> None:
+        """A new run needs an empty run folder; --overwrite removes the files an earlier run wrote, only.
+        Every rank checks (so all refuse alike) before rank 0 removes anything."""
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"{self.out}: exists and is not a folder; choose another --out")
+        earlier = [self.out / n for n in RUN_FILES if (self.out / n).exists()]
+        if earlier and not overwrite:
+            raise InputError(f"{self.out}: holds an earlier run ({earlier[0].name}); use --resume to continue it, "
+                             "--overwrite to start over, or another --out")
+        distributed.barrier(self.dist)
         if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            if self.start_epoch == 0 and (self.out / "metrics.jsonl").exists():
-                self._log(f"warning: {self.out} holds an earlier run; starting over (use --resume to continue it)")
-                for name in ("metrics.jsonl", "best.pt", "last.pt"):
-                    (self.out / name).unlink(missing_ok=True)
+            output_folder(self.out)
+            for path in earlier:
+                path.unlink(missing_ok=True)
+
+    def fit(self, overwrite: bool = False) -> list[dict]:
+        """Train the remaining epochs; rank 0 writes the run folder."""
+        history = []
+        if self.start_epoch == 0:
+            self._start_run_folder(overwrite)
+        if self.dist.is_main:
             write_json_atomic(self.out / "config.json", {**asdict(self.cfg), "world_size": self.dist.world_size,
                                                          "device": str(self.device),
                                                          "steps_per_epoch": self.steps_per_epoch})
+        distributed.barrier(self.dist)
         for epoch in range(self.start_epoch, self.cfg.epochs):
             t0 = time.perf_counter()
             row = {"epoch": epoch + 1, **self.train_epoch(epoch), "lr": self.scheduler.get_last_lr()[0]}
             if self.dist.is_main:
-                metrics, thresholds = self.validate()
+                metrics, cal = self.validate()
                 row.update(metrics, seconds=round(time.perf_counter() - t0, 2))
                 improved = metrics["val_mAP"] is not None and metrics["val_mAP"] > self.best_map
                 self.best_map = max(self.best_map, metrics["val_mAP"] or -1.0)
-                state = self.checkpoint_state(epoch, thresholds, metrics)
-                save_checkpoint(self.out / "last.pt", state)
+                state = self.checkpoint_state(epoch, metrics)
+                self._save("last.pt", state, cal)
                 if improved or not (self.out / "best.pt").exists():
-                    save_checkpoint(self.out / "best.pt", state)
+                    self._save("best.pt", state, cal)
                 with open(self.out / "metrics.jsonl", "a") as fh:
                     fh.write(json.dumps(row) + "\n")
-                self._log(f"epoch {epoch + 1}/{self.cfg.epochs}: train loss {row['train_loss']:.4f}, "
-                          f"val mAP {metrics['val_mAP']}, val macro F1 {metrics['val_macro_f1']}, "
-                          f"{row['samples_per_s']:.0f} samples/s, {len(row['bad_shards'])} bad shards")
+                log.info("epoch %d/%d: train loss %.4f, val mAP %s, val macro F1 %s, %.0f samples/s, %d bad shards",
+                         epoch + 1, self.cfg.epochs, row["train_loss"], metrics["val_mAP"], metrics["val_macro_f1"],
+                         row["samples_per_s"], len(row["bad_shards"]))
             distributed.barrier(self.dist)
             history.append(row)
         return history

@@ -14,13 +14,15 @@ import torch
 import torch.nn as nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-from pipeline.vocab import N_INSTRUMENTS
+from musicid.errors import InputError
+from musicid.pipeline.vocab import N_INSTRUMENTS
 
 IMAGENET_FILE = "resnet18-f37072fd.pth"
+DROPOUT = 0.2
 
 
 class InstrumentNet(nn.Module):
-    def __init__(self, n_classes: int = N_INSTRUMENTS, dropout: float = 0.2):
+    def __init__(self, n_classes: int = N_INSTRUMENTS, dropout: float = DROPOUT):
         super().__init__()
         self.backbone = resnet18(weights=None)
         self.backbone.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -35,15 +37,18 @@ class InstrumentNet(nn.Module):
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(x))
 
-    def load_backbone(self, state: dict) -> None:
-        """Load a torchvision resnet18 state dict (3-channel conv1 folded, fc dropped)."""
+    def load_backbone(self, state: dict, source: str = "weights") -> None:
+        """Load a torchvision resnet18 state dict, or a musicid model's (3-channel conv1 folded, fc/head dropped)."""
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise InputError(f"{source}: not a state dict of tensors (found {type(state).__name__})")
         state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith(("fc.", "head."))}
-        if state["conv1.weight"].shape[1] == 3:
-            state["conv1.weight"] = state["conv1.weight"].sum(dim=1, keepdim=True)
+        conv1 = state.get("conv1.weight")
+        if conv1 is not None and conv1.ndim == 4 and conv1.shape[1] == 3:
+            state["conv1.weight"] = conv1.sum(dim=1, keepdim=True)
         missing, unexpected = self.backbone.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ValueError(f"backbone weights do not fit resnet18: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+            raise InputError(f"{source}: does not fit resnet18 (missing {', '.join(missing[:3]) or 'nothing'}; "
+                             f"unexpected {', '.join(unexpected[:3]) or 'nothing'})")
 
     def freeze_backbone(self) -> None:
         """Train the head only (the prior work's setting); batch-norm statistics stay fixed too."""
@@ -64,23 +69,45 @@ def imagenet_state() -> dict:
     try:
         return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
-        raise RuntimeError(
-            f"ImageNet weights for ResNet18 are not available ({type(exc).__name__}: {exc}). Put "
+        raise InputError(
+            f"ImageNet weights for ResNet18 are not available here ({type(exc).__name__}). Put "
             f"{IMAGENET_FILE} (from {ResNet18_Weights.IMAGENET1K_V1.url}) into {hub}/ or set TORCH_HOME, "
             "or use --pretrained PATH with a local state dict, or --pretrained none."
         ) from exc
 
 
-def build_model(pretrained: str = "none", freeze_backbone: bool = False, dropout: float = 0.2) -> InstrumentNet:
-    """`pretrained`: 'none', 'imagenet', or a path to a torchvision resnet18 state dict (loaded without pickle)."""
+def load_weights_file(path: Path) -> dict:
+    """A torchvision resnet18 state dict, or the weights of a musicid checkpoint, loaded without pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: --pretrained file not found (use none, imagenet or a weights file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for files that are not weights
+        raise InputError(f"{path}: not a PyTorch weights file ({type(exc).__name__})") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a musicid checkpoint: its weights
+        state = state["model"]
+    return state
+
+
+def build_model(pretrained: str = "none", freeze_backbone: bool = False, dropout: float = DROPOUT) -> InstrumentNet:
+    """`pretrained`: 'none', 'imagenet', or a weights file (torchvision resnet18 or a musicid checkpoint)."""
     model = InstrumentNet(dropout=dropout)
     if pretrained == "imagenet":
-        model.load_backbone(imagenet_state())
+        model.load_backbone(imagenet_state(), "ImageNet weights")
     elif pretrained != "none":
-        path = Path(pretrained)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: --pretrained file not found (use none, imagenet or a file)")
-        model.load_backbone(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_backbone(load_weights_file(Path(pretrained)), pretrained)
     if freeze_backbone:
         model.freeze_backbone()
     return model
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without it is a clear error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda asked for, but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)

@@ -1,8 +1,8 @@
 """Which instruments play, and when, in any audio file: chunked features, batched inference, timeline.
 
 Python API: `predict_file(path, model)` -> `Prediction` (model: a run folder, a checkpoint or a LoadedRun).
-The file is decoded in chunks and featurised with `pipeline.features.LogMelStream`, the streaming form of
-the function the shards were built with; only a chunk of audio and one window's frames beyond it are held.
+The file is decoded in chunks and featurised with `LogMelStream`, the streaming form of the function the
+shards were built with; only a chunk of audio and one window's frames beyond it are held.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
-from pipeline.audio import AudioError, audio_info
-from pipeline.features import FeatureConfig, LogMelStream
-from pipeline.windows import frame_index
+from musicid.errors import AudioError
+from musicid.pipeline.audio import probe, stream_audio
+from musicid.pipeline.features import FeatureConfig, LogMelStream, normalise, seconds_to_frames
+from musicid.pipeline.windows import frame_index
 
-from .data import normalise
-from .evaluate import LoadedRun, load_run
-from .predictors import NAMES as PREDICTORS
-from .predictors import Calibration, predict
+from .checkpoint import LoadedRun, load_run
+from .predictors import check_predictor, predict
 
 
 @dataclass
@@ -86,18 +84,22 @@ def _windows(pieces, n_frames: int, hop_frames: int):
         yield total - n_frames, buf[:, -n_frames:]
 
 
-def _frames(path: Path, frames: int, sr: int, cfg: FeatureConfig, chunk_s: float):
-    """Log-mel frames of a file decoded `chunk_s` seconds at a time, downmixed to mono."""
-    stream = LogMelStream(sr, cfg)
-    block = max(1, int(chunk_s * sr))
-    with sf.SoundFile(str(path)) as fh:
-        read = 0
-        while read < frames:
-            data = fh.read(min(block, frames - read), dtype="float32", always_2d=True)
-            if len(data) == 0:
-                raise AudioError(f"{path}: truncated audio ({read} of {frames} frames decode)")
-            read += len(data)
-            yield stream.push(data.mean(axis=1), last=read >= frames)
+class _Frames:
+    """Log-mel frames of a file decoded `chunk_s` seconds at a time (mono); counts the samples decoded."""
+
+    def __init__(self, path: Path, cfg: FeatureConfig, chunk_s: float):
+        self.info, self.cfg, self.chunk_s, self.samples = probe(path), cfg, chunk_s, 0
+
+    def __iter__(self):
+        stream = LogMelStream(self.info.sample_rate, self.cfg)
+        for chunk in stream_audio(self.info, self.chunk_s):
+            self.samples += len(chunk)
+            yield stream.push(chunk)
+        yield stream.push(np.zeros(0, dtype=np.float32), last=True)
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.info.sample_rate
 
 
 @torch.no_grad()
@@ -105,14 +107,12 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
                  chunk_s: float = 30.0, batch_size: int = 64) -> Prediction:
     """Window probabilities and predicted instrument sets for one audio file."""
     run = model if isinstance(model, LoadedRun) else load_run(Path(model))
-    state = run.state
-    predictor = predictor or state["default_predictor"]
-    if predictor not in PREDICTORS:
-        raise ValueError(f"unknown predictor {predictor!r}; choose one of {', '.join(PREDICTORS)}")
-    cfg = FeatureConfig.from_dict(state["features"])
-    n_frames = state["window"]["n_frames"]
-    hop_frames = max(1, round((hop_s or state["window"]["hop_s"]) * cfg.frame_rate))
-    mean, std = (np.asarray(state["normalization"][k], dtype=np.float32) for k in ("mean", "std"))
+    card = run.card
+    predictor = predictor or card.default_predictor
+    cfg = card.features
+    check_predictor(predictor, run.calibration)
+    hop_frames = seconds_to_frames(hop_s or card.window.hop_s, cfg.frame_rate)
+    frames = _Frames(Path(path), cfg, chunk_s)
     starts, probs, batch = [], [], []
 
     def flush():
@@ -120,20 +120,18 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
         probs.append(run.model.predict_proba(x).float().cpu().numpy())
         batch.clear()
 
-    frames, sr = audio_info(Path(path))
-    for start, window in _windows(_frames(Path(path), frames, sr, cfg, chunk_s), n_frames, hop_frames):
+    for start, window in _windows(frames, card.n_frames, hop_frames):
         starts.append(start)
-        batch.append(normalise(window, mean, std))
+        batch.append(normalise(window, card.mean, card.std))
         if len(batch) == batch_size:
             flush()
     if batch:
         flush()
-    duration = frames / sr
     if not starts:
         raise AudioError(f"{path}: no audio frames")
+    duration = frames.duration_s
     p = np.concatenate(probs)
     start_s = np.asarray(starts) / cfg.frame_rate
-    end_s = np.minimum(start_s + n_frames / cfg.frame_rate, duration)
-    active = predict(predictor, p, Calibration.from_checkpoint(state))
-    return Prediction(Path(path), duration, [i["name"] for i in state["instruments"]], start_s, end_s, p, active,
-                      predictor, str(run.path))
+    end_s = np.minimum(start_s + card.n_frames / cfg.frame_rate, duration)
+    active = predict(predictor, p, run.calibration)
+    return Prediction(Path(path), duration, run.names, start_s, end_s, p, active, predictor, str(run.path))

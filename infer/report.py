@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,8 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
 
-from pipeline.manifest import write_json_atomic  # noqa: E402
+from musicid.files import atomic_path, output_folder, write_json_atomic, write_text_atomic  # noqa: E402
 
 SUMMARY = (("micro F1", lambda r: r["micro"]["f1"]), ("macro F1", lambda r: r["macro"]["f1"]),
            ("mAP", lambda r: r["mAP"]), ("recall (prior acc.)", lambda r: r["prior_accuracy"]),
@@ -63,10 +63,9 @@ def markdown(title: str, tables: list[tuple[str, str]]) -> str:
 
 def save_figure(fig, path: Path) -> None:
     """Save a figure under a temporary name, then rename it into place."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def plot_pr_curves(probs: np.ndarray, labels: np.ndarray, names: list[str], path: Path) -> None:
@@ -80,9 +79,8 @@ def plot_pr_curves(probs: np.ndarray, labels: np.ndarray, names: list[str], path
         if not y.any():
             ax.text(0.5, 0.5, "absent", ha="center", va="center", transform=ax.transAxes)
             continue
-        order = np.argsort(-probs[:, c], kind="mergesort")
-        tp = np.cumsum(y[order])
-        ax.plot(tp / y.sum(), tp / np.arange(1, len(y) + 1))
+        precision, recall, _ = precision_recall_curve(y, probs[:, c])
+        ax.step(recall, precision, where="post")
         ax.set_ylim(0, 1.02)
     for ax in axes[-1]:
         ax.set_xlabel("recall")
@@ -110,8 +108,6 @@ def plot_bars(values: dict[str, dict[str, float | None]], path: Path, title: str
 
 
 def write_reports(out: Path, title: str, report: dict, tables: list[tuple[str, str]]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     write_json_atomic(out / "report.json", json.loads(json.dumps(report)))
-    tmp = out / f".report.md.tmp-{os.getpid()}"
-    tmp.write_text(markdown(title, tables))
-    os.replace(tmp, out / "report.md")
+    write_text_atomic(out / "report.md", markdown(title, tables))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -14,23 +12,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from musicid.files import atomic_path, write_json_atomic  # noqa: E402
+
 from .predict import Prediction  # noqa: E402
 from .report import save_figure  # noqa: E402
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-
-
 def write_csv(pred: Prediction, path: Path) -> None:
-    tmp = _tmp(path)
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["start_s", "end_s", *pred.names, "predicted"])
         for i in range(len(pred.starts)):
             on = "+".join(n for n, a in zip(pred.names, pred.active[i], strict=True) if a)
             w.writerow([f"{pred.starts[i]:.3f}", f"{pred.ends[i]:.3f}", *(f"{p:.4f}" for p in pred.probs[i]), on])
-    os.replace(tmp, path)
 
 
 def write_json(pred: Prediction, path: Path) -> None:
@@ -38,9 +32,7 @@ def write_json(pred: Prediction, path: Path) -> None:
            "predictor": pred.predictor, "windows": len(pred.starts),
            "window_s": round(float(pred.ends[0] - pred.starts[0]), 4) if len(pred.starts) else None,
            "instruments": pred.summary()}
-    tmp = _tmp(path)
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, doc)
 
 
 def _clock(seconds: float, _pos=None) -> str:

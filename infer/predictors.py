@@ -1,4 +1,4 @@
-"""Turning probabilities [N, 11] into instrument sets (DESIGN §6).
+"""Turning probabilities [N, 11] into instrument sets.
 
 - `topN`: the N most probable instruments.
 - `threshold`: probability >= t, with the most probable instrument always on (the prior work's rule).
@@ -12,30 +12,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
-BIASED = ("prior", "valmean", "noise")
+from musicid.errors import InputError
+
+from .calibration import BIASES as BIASED
+from .calibration import Calibration
+
 FITTED = (*BIASED, "calibrated", "hybrid")  # need a calibration fitted on validation data
-NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *BIASED, "calibrated", "hybrid")
-
-
-@dataclass
-class Calibration:
-    """What the fitted predictors need: per-class thresholds and biases, all from train/val, never test."""
-
-    thresholds: list[float] = field(default_factory=lambda: [0.5] * 11)
-    biases: dict[str, list[float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"thresholds": self.thresholds, "biases": self.biases}
-
-    @classmethod
-    def from_checkpoint(cls, state: dict) -> Calibration:
-        """What a checkpoint holds: eval's fitted calibration, else the trainer's val thresholds."""
-        cal = state.get("calibration") or {}
-        return cls(thresholds=list(cal.get("thresholds", state["thresholds"])), biases=cal.get("biases", {}))
+NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *FITTED)
+Predictor = Enum("Predictor", {n: n for n in NAMES}, type=str)  # the CLIs' choice type
 
 
 def _with_argmax(on: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -51,20 +39,24 @@ def top_n(probs: np.ndarray, n: int) -> np.ndarray:
     return on
 
 
+def check_predictor(name: str, cal: Calibration | None) -> None:
+    """The one place a predictor name and its need for a calibration are checked."""
+    if name not in NAMES:
+        raise InputError(f"unknown predictor {name!r}; choose one of {', '.join(NAMES)}")
+    if name in FITTED and cal is None:
+        raise InputError(f"predictor {name!r} needs a calibration fitted on a val split, and this model has none "
+                         "(musicid-train writes one beside each checkpoint; musicid-eval fits one)")
+
+
 def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, threshold: float = 0.5,
             max_instruments: int = 3) -> np.ndarray:
     """Boolean [N, 11] instrument sets for predictor `name`."""
-    if name.startswith("top") and name[3:].isdigit() and 1 <= int(name[3:]) <= probs.shape[1]:
+    check_predictor(name, cal)
+    if name.startswith("top"):
         return top_n(probs, int(name[3:]))
     if name == "threshold":
         return _with_argmax(probs >= threshold, probs)
-    if name not in NAMES:
-        raise ValueError(f"unknown predictor {name!r}; choose one of {', '.join(NAMES)}")
-    if cal is None:
-        raise ValueError(f"predictor {name!r} needs a calibration fitted on the validation split")
     if name in BIASED:
-        if name not in cal.biases:
-            raise ValueError(f"predictor {name!r}: no {name} bias in this run's calibration")
         scores = probs - np.asarray(cal.biases[name])
         return _with_argmax(scores > 0, scores)
     margin = probs - np.asarray(cal.thresholds)
@@ -74,6 +66,5 @@ def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, thresh
     on = _with_argmax(on, margin)  # hybrid: at least one ...
     too_many = on.sum(axis=1) > max_instruments  # ... and at most max_instruments, by margin
     if too_many.any():
-        keep = top_n(np.where(on, margin, -np.inf)[too_many], max_instruments)
-        on[too_many] = keep
+        on[too_many] = top_n(np.where(on, margin, -np.inf)[too_many], max_instruments)
     return on

@@ -1,0 +1,33 @@
+"""musicid: which musical instruments play, and when, in a recording.
+
+The public Python API, imported lazily so that `import musicid` stays light:
+
+    import musicid
+    pred = musicid.predict_file("song.mp3", "runs/bce")      # a run folder or a checkpoint
+    run = musicid.load_run("runs/bce")
+    manifest = musicid.build_shards("data/musicnet", "shards", musicid.BuildConfig())
+"""
+
+from importlib import import_module
+
+_API = {
+    "predict_file": "musicid.infer.predict",
+    "Prediction": "musicid.infer.predict",
+    "load_run": "musicid.infer.checkpoint",
+    "evaluate": "musicid.infer.evaluate",
+    "build_shards": "musicid.pipeline.build",
+    "BuildConfig": "musicid.pipeline.build",
+    "FeatureConfig": "musicid.pipeline.features",
+    "WindowConfig": "musicid.pipeline.windows",
+    "log_mel": "musicid.pipeline.features",
+    "synthesize": "musicid.pipeline.synth",
+    "Trainer": "musicid.train.trainer",
+    "TrainConfig": "musicid.train.trainer",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'musicid' has no attribute {name!r}")

@@ -1,0 +1,82 @@
+"""What every musicid command shares: one-line errors (exit 1, traceback only with --debug), -v/-q logging,
+and a command group whose first command runs when no command name is given."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from .errors import MusicidError
+
+log = logging.getLogger("musicid")
+_debug = False
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also log details.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")]
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Messages about the work (progress, warnings) go to stderr through `logging`; results go to stdout."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+
+
+def command(fn):
+    """Give a command the common -v/-q/--debug options and set up logging before it runs."""
+    sig = inspect.signature(fn)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ann)
+             for name, ann in (("verbose", Verbose), ("quiet", Quiet), ("debug", Debug))]
+
+    @functools.wraps(fn)
+    def wrapper(*args, verbose: bool = False, quiet: bool = False, debug: bool = False, **kwargs):
+        global _debug
+        _debug = debug
+        setup_logging(verbose, quiet)
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    return wrapper
+
+
+def run(app: typer.Typer, prog_name: str, args: list[str] | None = None) -> None:
+    """Run a Typer app; a user's mistake (bad option, missing file, bad input) is one `error:` line, exit 1."""
+    try:
+        code = app(args=args, prog_name=prog_name, standalone_mode=False)
+    except typer.TyperException as exc:  # usage: unknown option, bad choice, missing argument
+        _fail(f"{exc.format_message()} (see {prog_name} --help)")
+    except (MusicidError, OSError) as exc:
+        if _debug:
+            raise
+        _fail(_describe(exc))
+    except typer.Abort:
+        _fail("interrupted", code=130)
+    sys.exit(code or 0)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, MusicidError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = "; free space and rerun: finished work is kept" if exc.errno == 28 else ""
+        return f"{where}{exc.strerror or exc}{hint}"
+    return str(exc)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message.splitlines()[0] if message else 'failed'}", fg=typer.colors.RED, err=True)
+    sys.exit(code)
+
+
+class DefaultGroup(TyperGroup):
+    """A group whose first command also runs without its name: `musicid-eval RUN ...` = `musicid-eval run RUN ...`."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [next(iter(self.commands)), *args]
+        return super().parse_args(ctx, args)
