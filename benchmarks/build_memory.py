@@ -15,9 +15,10 @@ from pathlib import Path
 
 from rss import peak_rss_mb
 
-BUILD = ("from pathlib import Path; from pipeline.build import BuildConfig, build_shards; "
-         "build_shards(Path({root!r}), Path({out!r}), BuildConfig(), workers=2, progress=False)")
-SYNTH = "from pathlib import Path; from pipeline.synth import synthesize; synthesize(Path({root!r}), {n}, {s}, 0)"
+BUILD = ("from pathlib import Path; from musicid.pipeline.build import BuildConfig, build_shards; "
+         "build_shards(Path({root!r}), Path({out!r}), BuildConfig(), workers=2)")
+SYNTH = ("from pathlib import Path; from musicid.pipeline.synth import synthesize; "
+         "synthesize(Path({root!r}), {n}, {s}, 0)")
 
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.audio import load_audio
-from pipeline.build import BuildConfig, build_shards
-from pipeline.features import FeatureConfig, librosa_stft, log_mel
-from pipeline.labels import Notes, read_labels
-from pipeline.layout import Recording, find_recordings
-from pipeline.spans import merge_spans
-from pipeline.synth import synthesize
+from musicid.pipeline.audio import load_audio
+from musicid.pipeline.build import BuildConfig, build_shards
+from musicid.pipeline.features import FeatureConfig, librosa_stft, log_mel
+from musicid.pipeline.labels import Notes, read_labels
+from musicid.pipeline.layout import Recording, find_recordings
+from musicid.pipeline.spans import merge_spans
+from musicid.pipeline.synth import synthesize
 
 
 def prior_way(rec: Recording) -> int:
@@ -72,12 +72,12 @@ def main() -> None:
         ours, prior, window = [], [], []
         for i in range(args.repeats):
             t = time.perf_counter()
-            m = build_shards(root, Path(tmp) / f"out{i}", BuildConfig(), workers=2, progress=False)
+            m = build_shards(root, Path(tmp) / f"out{i}", BuildConfig(), workers=2).manifest
             ours.append(audio_s / (time.perf_counter() - t))
             speed, n_spans = baseline_speed(prior_way, recordings, audio_s)
             prior.append(speed)
             window.append(baseline_speed(per_window_way, recordings, audio_s)[0])
-    n_ours = sum(s["samples"] for s in m["splits"].values())
+    n_ours = sum(s.samples for s in m.splits.values())
     rng = np.random.default_rng(0)
     start = np.sort(rng.integers(0, 44100 * 600, 10_000))
     notes = Notes(start, start + rng.integers(2000, 80000, 10_000), rng.integers(0, 11, 10_000),

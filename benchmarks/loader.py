@@ -20,12 +20,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.audio import load_audio
-from pipeline.build import BuildConfig, build_shards
-from pipeline.features import FeatureConfig, log_mel
-from pipeline.layout import find_recordings
-from pipeline.synth import synthesize
-from train.data import StreamConfig, make_loader, shard_urls
+from musicid.pipeline.audio import load_audio
+from musicid.pipeline.build import BuildConfig, build_shards
+from musicid.pipeline.features import FeatureConfig, log_mel
+from musicid.pipeline.layout import find_recordings
+from musicid.pipeline.manifest import read_manifest
+from musicid.pipeline.shards import shard_urls
+from musicid.pipeline.synth import synthesize
+from musicid.train.stream import StreamConfig, train_loader
 
 BATCH = 32
 
@@ -61,20 +63,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, out = Path(tmp) / "data", Path(tmp) / "shards"
         synthesize(root, args.recordings, args.seconds, seed=0)
-        build_shards(root, out, BuildConfig(shards_per_split=8, val_fraction=0.1), workers=2, progress=False)
-        urls, manifest = shard_urls(out, "train")
-        norm = manifest["normalization"]
+        build_shards(root, out, BuildConfig(shards_per_split=8, val_fraction=0.1), workers=2)
+        manifest = read_manifest(out)
+        urls = shard_urls(manifest, out, "train")
+        norm = manifest.normalization
         ours, ours_div = [], []
         for epoch in range(args.repeats):
-            loader = make_loader(urls, norm["mean"], norm["std"], StreamConfig(batch_size=BATCH), train=True,
-                                 seed=0, epoch=epoch, workers=2)
+            loader = train_loader(urls, norm["mean"], norm["std"], StreamConfig(batch_size=BATCH), seed=0,
+                                  epoch=epoch, workers=2)
             n, div, t = 0, [], time.perf_counter()
-            for x, _, recs in loader:
+            for x, _, recs, _ in loader:
                 n += len(x)
                 div.append(len(set(recs)))
             ours.append(n / (time.perf_counter() - t))
             ours_div.append(float(np.mean(div)))
-        train_ids = set(manifest["splits"]["train"]["recordings"])
+        train_ids = set(manifest.splits["train"].recordings)
         recs = [r for r in find_recordings(root)[0] if r.id in train_ids]
         windows = []
         for r in recs:

@@ -19,14 +19,15 @@ import soundfile as sf
 import torch
 from rss import peak_rss_mb
 
-from pipeline.features import FeatureConfig
-from pipeline.synth import RATE, render_recording
-from pipeline.vocab import vocabulary
-from train.checkpoint import save_checkpoint
-from train.model import build_model
-from train.predict import predict_file
+from musicid.infer.checkpoint import FORMAT_VERSION, save_checkpoint
+from musicid.infer.model import build_model
+from musicid.infer.predict import predict_file
+from musicid.pipeline.features import FeatureConfig
+from musicid.pipeline.synth import RATE, render_recording
+from musicid.pipeline.vocab import vocabulary
+from musicid.pipeline.windows import WindowConfig
 
-PREDICT = ("import torch; torch.set_num_threads(2); from train.predict import predict_file; "
+PREDICT = ("import torch; torch.set_num_threads(2); from musicid.infer.predict import predict_file; "
            "p = predict_file({wav!r}, {ckpt!r}); print(len(p.starts))")
 
 
@@ -38,12 +39,12 @@ def write_audio(path: Path, minutes: float) -> None:
 
 
 def write_checkpoint(path: Path) -> None:
-    cfg = FeatureConfig()
+    cfg, win = FeatureConfig(), WindowConfig()
     save_checkpoint(path, {
-        "format_version": 1, "model": build_model().state_dict(), "features": cfg.to_dict(),
-        "window": {"window_s": 1.0, "hop_s": 0.5, "n_frames": 86}, "instruments": vocabulary(),
+        "format_version": FORMAT_VERSION, "model": build_model().state_dict(), "features": cfg.to_dict(),
+        "window": {**win.to_dict(), "n_frames": win.frames(cfg.frame_rate)[0]}, "instruments": vocabulary(),
         "normalization": {"mean": [-60.0] * cfg.n_mels, "std": [20.0] * cfg.n_mels},
-        "train_config": {"dropout": 0.2}, "thresholds": [0.5] * 11, "default_predictor": "calibrated"})
+        "train_config": {}, "default_predictor": "top3"})
 
 
 def main() -> None:

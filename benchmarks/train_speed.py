@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from train.losses import bce_loss
-from train.model import build_model
+from musicid.infer.model import build_model
+from musicid.train.losses import bce_loss
 
 
 def samples_per_s(device: torch.device, steps: int, repeats: int, batch: int = 32) -> list[float]:

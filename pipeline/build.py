@@ -176,9 +176,16 @@ def _remove_own(out: Path, previous: Manifest | None, state: BuildState | None) 
 
 
 def _open_build(out: Path, args: dict, overwrite: bool) -> tuple[BuildState, Manifest | None]:
-    """The state to build with, and an earlier complete manifest if there is one; refuses what is not ours."""
+    """The state to build with, and an earlier complete manifest if there is one. Refuses, before removing
+    anything, an OUT holding shard-named files that no build here wrote."""
     previous = read_manifest(out) if (out / MANIFEST).exists() else None
     state = BuildState.read(out)
+    known = {s.name for split in previous.splits.values() for s in split.shards} if previous else set()
+    known |= set(state.done) if state else set()
+    foreign = sorted(p.name for p in out.iterdir() if SHARD_NAME.fullmatch(p.name) and p.name not in known)
+    if foreign:
+        raise InputError(f"{out / foreign[0]}: a shard-named file that no musicid build here wrote "
+                         f"({len(foreign)} such file(s)); move them away or choose another OUT")
     old = state.args if state else BuildConfig.args_of(previous) if previous else None
     if old is not None and old != args:
         if not overwrite:
@@ -189,10 +196,6 @@ def _open_build(out: Path, args: dict, overwrite: bool) -> tuple[BuildState, Man
     if state is None:
         done = {s.name: s for split in previous.splits.values() for s in split.shards} if previous else {}
         state = BuildState(out, previous.build_id if previous else uuid.uuid4().hex, args, done)
-    foreign = sorted(p.name for p in out.iterdir() if SHARD_NAME.fullmatch(p.name) and p.name not in state.done)
-    if foreign:
-        raise InputError(f"{out / foreign[0]}: a shard-named file that no musicid build here wrote "
-                         f"({len(foreign)} such file(s)); move them away or choose another OUT")
     return state, previous
 
 

@@ -37,6 +37,7 @@ from .windows import frame_index
 log = logging.getLogger("musicid")
 Block = tuple[str, np.ndarray]  # (recording id, sample indices)
 TAR_BLOCK, TAR_RECORD = 512, 10240  # tar's header/padding unit, and the record an archive is padded to
+MEMBERS = ("spec.npy", "instruments.npy", "notes.npy", "roll.npy", "json")
 
 
 def sample_key(recording: str, start_s: float) -> str:
@@ -213,6 +214,9 @@ def decode_sample(mean: np.ndarray, std: np.ndarray):
     def decode(sample):
         if isinstance(sample, BadShard):
             return sample
+        missing = [k for k in MEMBERS if k not in sample]
+        if missing:  # the last sample of a truncated shard
+            return BadShard(sample.get("__url__", "?"), f"sample {sample['__key__']} lacks {', '.join(missing)}")
         spec = np.load(io.BytesIO(sample["spec.npy"]), allow_pickle=False).astype(np.float32)
         inst = np.load(io.BytesIO(sample["instruments.npy"]), allow_pickle=False).astype(np.float32)
         return normalise(spec, mean, std), inst, json.loads(sample["json"])["recording"]

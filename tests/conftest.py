@@ -1,17 +1,30 @@
-"""Shared fixtures: tiny datasets made by the project's own generator, and a hand-made-recording helper."""
+"""Shared fixtures: tiny datasets made by the project's own generator, a hand-made-recording helper, and
+deterministic training (fixed seeds, thread count and algorithms) so results do not move with the machine."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
-from pipeline.build import BuildConfig, build_shards
-from pipeline.labels import LABEL_COLUMNS
-from pipeline.synth import synthesize
+from musicid.cli import run
+from musicid.pipeline.build import BuildConfig, build_shards
+from musicid.pipeline.labels import LABEL_COLUMNS
+from musicid.pipeline.synth import synthesize
+
+TORCH_THREADS = 2
+
+
+def pytest_configure(config):
+    torch.set_num_threads(TORCH_THREADS)  # the same kernels' split of work whatever OMP_NUM_THREADS says
+    torch.use_deterministic_algorithms(True)
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +39,7 @@ def synth_root(tmp_path_factory) -> Path:
 def tiny_shards(synth_root, tmp_path_factory) -> Path:
     """A built shard set of the tiny synthetic dataset (2 shards per split)."""
     out = tmp_path_factory.mktemp("shards")
-    build_shards(synth_root, out, BuildConfig(shards_per_split=2, val_fraction=0.2), progress=False)
+    build_shards(synth_root, out, BuildConfig(shards_per_split=2, val_fraction=0.2))
     return out
 
 
@@ -47,17 +60,37 @@ def write_recording(root: Path, rid: str, rows: list[tuple], seconds: float = 2.
     return root
 
 
-def shard_hashes(manifest: dict) -> dict[str, str]:
-    return {s["name"]: s["sha256"] for split in manifest["splits"].values() for s in split["shards"]}
+def shard_hashes(manifest) -> dict[str, str]:
+    return {s.name: s.sha256 for split in manifest.splits.values() for s in split.shards}
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_shards, tmp_path_factory) -> Path:
     """A run folder trained for two quick epochs on the tiny shards."""
-    from train.trainer import TrainConfig, Trainer
+    from musicid.train.trainer import TrainConfig, Trainer
 
     out = tmp_path_factory.mktemp("run")
     trainer = Trainer(TrainConfig(shards=str(tiny_shards), out=str(out), epochs=2, batch_size=8, workers=0,
                                   shuffle_buffer=64, lr=2e-3))
-    trainer.fit()
+    trainer.fit(overwrite=True)
     return out
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    output: str  # stdout and stderr together, as a user sees them
+
+
+def invoke(app, args: list) -> CliResult:
+    """Run a musicid command the way its console script does (`musicid.cli.run`: one-line errors, exit codes)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            run(app, "musicid", [str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    text = out.getvalue()
+    assert "Traceback" not in text, text
+    return CliResult(code, text)

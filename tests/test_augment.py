@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from train.augment import mix_sources
+from musicid.train.augment import mix_sources
 
 
 def test_mix_is_a_power_domain_sum_with_label_union():

@@ -3,35 +3,34 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
-from typer.testing import CliRunner
 
-from pipeline.cli import app
-from tests.conftest import write_recording
-
-runner = CliRunner()
+from musicid.pipeline.cli import app
+from tests.conftest import invoke, write_recording
 
 
 def test_synth_build_inspect_verify(tmp_path):
     root, out = tmp_path / "data", tmp_path / "shards"
-    r = runner.invoke(app, ["synth", str(root), "--recordings", "6", "--seconds", "2", "--seed", "4"])
+    r = invoke(app, ["synth", root, "--recordings", "6", "--seconds", "2", "--seed", "4"])
     assert r.exit_code == 0 and "5 train + 1 test" in r.output
-    r = runner.invoke(app, ["build-shards", str(root), str(out), "--shards-per-split", "2", "--workers", "2"])
+    r = invoke(app, ["build-shards", root, out, "--shards-per-split", "2", "--workers", "2"])
     assert r.exit_code == 0, r.output
-    assert "realtime" not in r.output and "x real time" in r.output and "skipped: none" in r.output
-    r = runner.invoke(app, ["build-shards", str(root), str(out), "--shards-per-split", "2"])
+    assert "x real time" in r.output and "skipped: none" in r.output
+    r = invoke(app, ["build-shards", root, out, "--shards-per-split", "2"])
     assert r.exit_code == 0 and "already complete" in r.output
-    r = runner.invoke(app, ["inspect", str(out), "--verify"])
+    r = invoke(app, ["inspect", out, "--verify"])
     assert r.exit_code == 0 and "0 bad" in r.output and "train" in r.output
     shard = sorted(out.glob("train-*.tar"))[0]
     data = bytearray(shard.read_bytes())
     data[2000] ^= 0xFF
     shard.write_bytes(bytes(data))
-    r = runner.invoke(app, ["inspect", str(out), "--verify"])
+    r = invoke(app, ["inspect", out, "--verify"])
     assert r.exit_code == 1 and shard.name in r.output and "1 bad" in r.output
     shutil.rmtree(out)
-    r = runner.invoke(app, ["inspect", str(out)])
+    r = invoke(app, ["inspect", out])
     assert r.exit_code == 1 and "no manifest" in r.output
 
 
@@ -40,12 +39,38 @@ def test_index_writes_spans_table_csv_and_parquet(tmp_path):
                                                     (0, 10, 3, 60)])
     for suffix in ("csv", "parquet"):
         out = tmp_path / f"spans.{suffix}"
-        r = runner.invoke(app, ["index", str(root), str(out)])
+        r = invoke(app, ["index", root, out])
         assert r.exit_code == 0, r.output
         assert "rows_unknown_instrument=1" in r.output
         table = pd.read_csv(out) if suffix == "csv" else pd.read_parquet(out)
         assert table.start.tolist() == [0, 50, 100, 150] and table.end.tolist() == [50, 100, 150, 200]
         assert table.Piano.tolist() == [1, 1, 0, 0] and table.Violin.tolist() == [0, 1, 1, 1]
         assert [str(n) for n in table.notes] == ["60", "60 72", "72", "74"]
-    r = runner.invoke(app, ["index", str(root), str(tmp_path / "spans.txt")])
-    assert r.exit_code != 0 and "csv or .parquet" in r.output
+    r = invoke(app, ["index", root, tmp_path / "spans.csv"])
+    assert r.exit_code == 1 and "already exists" in r.output  # never replaced unasked
+    r = invoke(app, ["index", root, tmp_path / "spans.txt"])
+    assert r.exit_code == 1 and "csv or .parquet" in r.output
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    r = invoke(app, ["inspect", tmp_path / "nothing"])
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    result = subprocess.run([sys.executable, "-m", "musicid.pipeline", "inspect", str(tmp_path), "--debug"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" in result.stderr and "InputError" in result.stderr
+
+
+def test_no_generic_top_level_packages_are_installed(tmp_path):
+    """Installed, musicid lives under one namespace: a user's own `train.py` or `pipeline` package is safe."""
+    code = ("import importlib.util as u, musicid; print(u.find_spec('pipeline'), u.find_spec('train'), "
+            "u.find_spec('infer'), callable(musicid.predict_file))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.stdout.split() == ["None", "None", "None", "True"], result.stderr
+
+
+def test_prediction_imports_no_training_code(tmp_path):
+    """Using a model loads no trainer, DDP plumbing, losses, augmentation or training stream."""
+    code = ("import sys, musicid.infer.predict, musicid.infer.predict_cli, musicid.infer.eval_cli; "
+            "print(sorted(m for m in sys.modules if m.startswith('musicid.train')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -8,20 +8,23 @@ import shutil
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support
-from typer.testing import CliRunner
 
-from pipeline.build import BuildConfig, build_shards
-from train import evaluate as evaluate_mod
-from train.checkpoint import load_checkpoint
-from train.eval_cli import compare_app, eval_app
-from train.predictors import Calibration, predict
-from train.scores import score_sets
+from musicid.errors import InputError
+from musicid.infer import evaluate as evaluate_mod
+from musicid.infer.calibration import Calibration, read_calibration
+from musicid.infer.checkpoint import load_run
+from musicid.infer.eval_cli import app
+from musicid.infer.metrics import score_sets
+from musicid.infer.predictors import predict
+from musicid.pipeline.build import BuildConfig, build_shards
+from musicid.pipeline.features import FeatureConfig
+from musicid.pipeline.manifest import read_manifest
+from tests.conftest import invoke
 
 P = np.array([[0.9, 0.6, 0.2, 0.1],
               [0.1, 0.2, 0.3, 0.05],
               [0.5, 0.5, 0.45, 0.8]])
-CAL = Calibration(thresholds=[0.5, 0.7, 0.25, 0.9], biases={"prior": [0.5, 0.1, 0.5, 0.2]})
-runner = CliRunner()
+CAL = Calibration(thresholds=[0.5, 0.7, 0.25, 0.9], biases={"prior": [0.5, 0.1, 0.5, 0.2]}, fitted_on="hand")
 
 
 def on(name, **kw):
@@ -41,8 +44,8 @@ def test_threshold_forces_the_argmax_on():
 def test_bias_corrected():
     # p - prior = [[.4, .5, -.3, -.1], [-.4, .1, -.2, -.15], [0, .4, -.05, .6]]: on when > 0, best always on.
     assert on("prior") == [[0, 1], [1], [1, 3]]
-    with pytest.raises(ValueError, match="no valmean bias"):
-        on("valmean")
+    with pytest.raises(InputError, match="needs a calibration"):
+        predict("valmean", P, None)
 
 
 def test_calibrated_and_hybrid():
@@ -53,7 +56,7 @@ def test_calibrated_and_hybrid():
 
 
 def test_unknown_predictor():
-    with pytest.raises(ValueError, match="unknown predictor"):
+    with pytest.raises(InputError, match="unknown predictor"):
         predict("top12", P)
 
 
@@ -85,16 +88,15 @@ def test_calibration_reads_only_val(tiny_run, tiny_shards, monkeypatch):
         return real(model, urls, *a, **k)
 
     monkeypatch.setattr(evaluate_mod, "collect_predictions", spy)
-    run = evaluate_mod.load_run(tiny_run)
-    _, manifest = evaluate_mod.shard_urls(tiny_shards, "test")
-    evaluate_mod.fit_calibration(run, tiny_shards, manifest)
+    evaluate_mod.fit_calibration(load_run(tiny_run), read_manifest(tiny_shards), tiny_shards)
     assert seen and all("/val-" in u for urls in seen for u in urls)
 
 
-def test_eval_cli_end_to_end(tiny_run, tiny_shards, tmp_path):
+def test_eval_cli_end_to_end_never_rewrites_the_checkpoint(tiny_run, tiny_shards, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
-    r = runner.invoke(eval_app, [str(run_dir), "--shards", str(tiny_shards), "--compare"])
+    before = (run_dir / "best.pt").read_bytes()
+    r = invoke(app, [run_dir, "--shards", tiny_shards, "--compare"])
     assert r.exit_code == 0, r.output
     assert "top3 per instrument" in r.output and "calibrated" in r.output and "hybrid" in r.output
     out = run_dir / "eval-test"
@@ -103,30 +105,29 @@ def test_eval_cli_end_to_end(tiny_run, tiny_shards, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert set(report["results"]) >= {"top3", "threshold", "prior", "valmean", "noise", "calibrated", "hybrid"}
     assert 0 <= report["results"]["top3"]["mAP"] <= 1
-    # The calibration is stored with the run, for musicid-predict.
-    state = load_checkpoint(run_dir)
-    assert state["calibration"]["thresholds"] == report["calibration"]["thresholds"]
-    assert "val split" in state["calibration"]["fitted_on"]
-    r = runner.invoke(compare_app, [str(run_dir), str(tiny_run), "--shards", str(tiny_shards), "--out",
-                                    str(tmp_path / "cmp")])
+    cal = read_calibration(run_dir / "best.pt")  # its own artifact beside the checkpoint
+    assert cal.thresholds == report["calibration"]["thresholds"] and "val split" in cal.fitted_on
+    r = invoke(app, ["compare-runs", run_dir, tiny_run, "--shards", tiny_shards, "--out", tmp_path / "cmp"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "cmp" / "compare_runs.png").exists() and "(bce)" in r.output
+    assert (run_dir / "best.pt").read_bytes() == before
 
 
-def test_mismatched_shards_and_empty_split_fail_clearly(tiny_run, synth_root, tmp_path):
+def test_mismatched_shards_empty_split_and_bad_choices_fail_clearly(tiny_run, synth_root, tmp_path):
     other = tmp_path / "mel64"
     build_shards(synth_root, other, BuildConfig(shards_per_split=1, val_fraction=0.0,
-                                                features=BuildConfig().features.__class__(n_mels=64)),
-                 progress=False)
-    r = runner.invoke(eval_app, [str(tiny_run), "--shards", str(other)])
+                                                features=FeatureConfig(n_mels=64)))
+    r = invoke(app, [tiny_run, "--shards", other])
     assert r.exit_code == 1 and "features.n_mels: 128 -> 64" in r.output
     same = tmp_path / "noval"
-    build_shards(synth_root, same, BuildConfig(shards_per_split=1, val_fraction=0.0), progress=False)
-    r = runner.invoke(eval_app, [str(tiny_run), "--shards", str(same), "--split", "val"])
+    build_shards(synth_root, same, BuildConfig(shards_per_split=1, val_fraction=0.0))
+    r = invoke(app, [tiny_run, "--shards", same, "--split", "val"])
     assert r.exit_code == 1 and "val split is empty" in r.output
-    r = runner.invoke(eval_app, [str(tiny_run), "--shards", str(same), "--predictor", "calibrated"])
+    r = invoke(app, [tiny_run, "--shards", same, "--predictor", "calibrated"])
     assert r.exit_code == 1 and "predictors calibrated need validation data" in r.output
-    r = runner.invoke(eval_app, [str(tiny_run), "--shards", str(same), "--out", str(tmp_path / "e")])
+    r = invoke(app, [tiny_run, "--shards", same, "--out", tmp_path / "e"])
     assert r.exit_code == 0 and "top3 per instrument" in r.output  # top-n needs no calibration
-    r = runner.invoke(eval_app, [str(tmp_path / "nothing"), "--shards", str(same)])
+    r = invoke(app, [tmp_path / "nothing", "--shards", same])
     assert r.exit_code == 1 and "no checkpoint" in r.output
+    r = invoke(app, [tiny_run, "--shards", same, "--split", "holdout"])
+    assert r.exit_code == 1 and "'holdout' is not one of" in r.output and len(r.output.strip().splitlines()) == 1

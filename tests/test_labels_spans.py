@@ -7,9 +7,9 @@ import csv
 import numpy as np
 import pytest
 
-from pipeline.labels import LABEL_COLUMNS, InputError, Notes, read_labels
-from pipeline.spans import frame_activity, merge_spans
-from pipeline.vocab import NAMES, program_to_index
+from musicid.pipeline.labels import LABEL_COLUMNS, InputError, Notes, read_labels
+from musicid.pipeline.spans import frame_activity, merge_spans
+from musicid.pipeline.vocab import NAMES, program_to_index
 
 PIANO, VIOLIN, CELLO = (NAMES.index(n) for n in ("Piano", "Violin", "Cello"))
 

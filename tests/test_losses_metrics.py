@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from train.losses import bce_loss, iou_loss, make_loss, mse_loss
-from train.metrics import average_precision, calibrate_thresholds, macro_f1
+from musicid.errors import InputError
+from musicid.infer.metrics import calibrate_thresholds, macro_f1, per_class_ap
+from musicid.train.losses import bce_loss, iou_loss, make_loss, mse_loss
 
 LOGIT_09 = math.log(0.9 / 0.1)  # sigmoid -> 0.9
 
@@ -36,16 +37,18 @@ def test_bce_and_mse_hand_computed():
     assert weighted.item() == pytest.approx(-(math.log(0.9) + 3 * math.log(0.1)) / 2, rel=1e-5)
     assert mse_loss(logits, y).item() == pytest.approx((0.01 + 0.81) / 2, rel=1e-5)
     assert make_loss("mse")(logits, y).item() == pytest.approx(mse_loss(logits, y).item())
-    with pytest.raises(ValueError, match="unknown loss"):
+    with pytest.raises(InputError, match="unknown loss"):
         make_loss("hinge")
 
 
 def test_average_precision_matches_hand_computed():
     # Ranked: 0.9 (pos), 0.8 (neg), 0.7 (pos), 0.1 (neg): AP = 1/2 * 1 + 1/2 * 2/3.
-    assert average_precision(np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 0, 1, 0])) == pytest.approx(5 / 6)
-    assert math.isnan(average_precision(np.array([0.3, 0.2]), np.array([0, 0])))
-    # Ties count as one threshold: (0.5 pos, 0.5 neg) -> precision 1/2 at recall 1.
-    assert average_precision(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(0.5)
+    probs = np.array([[0.9, 0.3, 0.5], [0.8, 0.2, 0.5], [0.7, 0.2, 0.5], [0.1, 0.2, 0.5]])
+    labels = np.array([[1, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]])
+    ap = per_class_ap(probs, labels)
+    assert ap[0] == pytest.approx(5 / 6) and math.isnan(ap[1])
+    # Ties count as one threshold: all 0.5 -> precision 1/4 at recall 1.
+    assert ap[2] == pytest.approx(0.25)
 
 
 def test_macro_f1_leaves_out_absent_classes():
@@ -58,6 +61,7 @@ def test_macro_f1_leaves_out_absent_classes():
 def test_calibrated_threshold_maximises_f1():
     probs = np.array([[0.9], [0.6], [0.55], [0.2]])
     labels = np.array([[1], [1], [0], [0]])
-    thr = calibrate_thresholds(probs, labels)
-    assert 0.55 < thr[0] <= 0.6
-    assert calibrate_thresholds(probs, np.zeros_like(labels))[0] == 0.5
+    thr, fallback = calibrate_thresholds(probs, labels)
+    assert 0.55 < thr[0] <= 0.6 and fallback == []
+    thr, fallback = calibrate_thresholds(probs, np.zeros_like(labels))
+    assert thr[0] == 0.5 and fallback == [0]

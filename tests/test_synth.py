@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline.labels import LABEL_COLUMNS
-from pipeline.synth import TIMBRES, render_note, synthesize
-from pipeline.vocab import INSTRUMENTS
+from musicid.errors import InputError
+from musicid.pipeline.labels import LABEL_COLUMNS
+from musicid.pipeline.synth import TIMBRES, render_note, synthesize
+from musicid.pipeline.vocab import INSTRUMENTS
 
 
 def _digest(root):
@@ -28,9 +29,9 @@ def test_layout_and_determinism(tmp_path):
     synthesize(b, recordings=6, seconds=2.0, seed=1)
     synthesize(c, recordings=6, seconds=2.0, seed=2)
     assert _digest(a) == _digest(b) != _digest(c)
-    with pytest.raises(ValueError, match="already holds a dataset"):
+    with pytest.raises(InputError, match="already holds a dataset"):
         synthesize(c, recordings=6, seconds=2.0, seed=1)
-    with pytest.raises(ValueError, match="unknown ensemble"):
+    with pytest.raises(InputError, match="unknown ensemble"):
         synthesize(c, recordings=6, seconds=2.0, seed=1, ensembles=("Kazoo Trio",), overwrite=True)
     assert _digest(c) != _digest(a) and (c / "musicnet").exists()  # refused before anything was removed
     synthesize(c, recordings=6, seconds=2.0, seed=1, overwrite=True)
@@ -72,3 +73,14 @@ def test_timbres_differ_beyond_pitch():
     for i, x in enumerate(names):
         for y in names[i + 1 :]:
             assert float(spectra[x] @ spectra[y]) < 0.95, (x, y)
+
+
+def test_overwrite_never_deletes_a_dataset_synth_did_not_write(tmp_path):
+    """A real MusicNet (its metadata names other sources) in OUT survives `synth --overwrite`."""
+    synthesize(tmp_path, recordings=4, seconds=1.0, seed=0)
+    meta = tmp_path / "musicnet_metadata.csv"
+    meta.write_text(meta.read_text().replace("musicid synth", "European Archive", 1))
+    before = _digest(tmp_path)
+    with pytest.raises(InputError, match="did not write"):
+        synthesize(tmp_path, recordings=4, seconds=1.0, seed=1, overwrite=True)
+    assert _digest(tmp_path) == before

@@ -15,21 +15,27 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from train import trainer as trainer_mod
-from train.checkpoint import REQUIRED, load_checkpoint
-from train.data import StreamConfig, epoch_order, spec_augment
-from train.model import build_model
-from train.trainer import TrainConfig, Trainer
+from musicid.errors import InputError
+from musicid.infer.calibration import read_calibration
+from musicid.infer.checkpoint import REQUIRED, load_checkpoint
+from musicid.infer.model import build_model
+from musicid.pipeline.build import BuildConfig, build_shards
+from musicid.pipeline.features import FeatureConfig
+from musicid.train import trainer as trainer_mod
+from musicid.train.cli import app
+from musicid.train.stream import StreamConfig, epoch_order, spec_augment
+from musicid.train.trainer import TrainConfig, Trainer
+from tests.conftest import invoke
 
 FAST = {"batch_size": 8, "workers": 0, "shuffle_buffer": 64}
 
 
-def run(shards, out, resume=False, **kw) -> list[dict]:
+def run(shards, out, resume=False, overwrite=False, **kw) -> list[dict]:
     t = Trainer(TrainConfig(shards=str(shards), out=str(out), **{**FAST, **kw}))
     try:
         if resume:
             t.resume()
-        return t.fit()
+        return t.fit(overwrite=overwrite)
     finally:
         t.close()
 
@@ -45,15 +51,20 @@ def test_one_epoch_writes_run_folder_and_checkpoint(tiny_shards, tmp_path):
     (row,) = metrics(out)
     assert row["epoch"] == 1 and row["steps"] > 0 and 0 <= row["val_mAP"] <= 1 and row["bad_shards"] == []
     state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)  # no pickle needed
-    assert set(REQUIRED) <= set(state)
-    assert len(state["thresholds"]) == 11 and state["default_predictor"] == "calibrated"
+    assert set(REQUIRED) <= set(state) and "thresholds" not in state
+    assert state["default_predictor"] == "calibrated"
     assert state["features"]["n_mels"] == 128 and len(state["normalization"]["mean"]) == 128
     assert [i["name"] for i in state["instruments"]][:3] == ["Piano", "Harpsichord", "Violin"]
+    cal = read_calibration(out / "best.pt")  # the calibration beside it, fitted for exactly this checkpoint
+    assert cal is not None and len(cal.thresholds) == 11 and set(cal.biases) == {"prior", "valmean", "noise"}
     model = build_model()
     model.load_state_dict(load_checkpoint(out)["model"])
-    assert not list(out.glob(".*tmp*"))
-    run(tiny_shards, out, epochs=1)  # a new run into the same folder starts over, not appends
-    assert [r["epoch"] for r in metrics(out)] == [1]
+    assert not list(out.glob(".*"))
+    with pytest.raises(InputError, match="holds an earlier run"):  # never replaced unasked
+        run(tiny_shards, out, epochs=1)
+    (out / "notes.txt").write_text("mine")
+    run(tiny_shards, out, epochs=1, overwrite=True)  # starts over: its own files only
+    assert [r["epoch"] for r in metrics(out)] == [1] and (out / "notes.txt").read_text() == "mine"
 
 
 def test_loss_decreases_on_learnable_data(tiny_shards, tmp_path):
@@ -67,7 +78,7 @@ def test_other_losses_train(tiny_shards, tmp_path, loss):
     assert row["train_loss"] > 0 and row["val_mAP"] is not None
 
 
-def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, tmp_path, monkeypatch):
+def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, synth_root, tmp_path, monkeypatch):
     full = run(tiny_shards, tmp_path / "full", epochs=3)
     real = trainer_mod.Trainer.train_epoch
 
@@ -81,6 +92,13 @@ def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, tmp_path
         run(tiny_shards, tmp_path / "part", epochs=3)
     monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", real)
     assert [r["epoch"] for r in metrics(tmp_path / "part")] == [1, 2]
+    with pytest.raises(InputError, match=r"other settings than the run's \(train.lr: 0.001 -> 0.002"):
+        run(tiny_shards, tmp_path / "part", epochs=3, resume=True, lr=2e-3)
+    mel64 = tmp_path / "mel64"
+    build_shards(synth_root, mel64, BuildConfig(shards_per_split=2, val_fraction=0.2,
+                                                features=FeatureConfig(n_mels=64)))
+    with pytest.raises(InputError, match=r"data.features.n_mels: 128 -> 64"):
+        run(mel64, tmp_path / "part", epochs=3, resume=True)
     resumed = run(tiny_shards, tmp_path / "part", epochs=3, resume=True)
     assert [r["epoch"] for r in resumed] == [3]
     assert [r["epoch"] for r in metrics(tmp_path / "part")] == [1, 2, 3]
@@ -97,22 +115,30 @@ def test_truncated_shard_is_skipped_and_counted(tiny_shards, tmp_path):
     assert row["bad_shards"] == [str(bad)] and row["steps"] > 0
 
 
-def test_manifest_with_pipe_urls_streams(tiny_shards, tmp_path):
-    """A manifest elsewhere whose shard names are WebDataset URLs (here `pipe:cat ...`) is streamed as is."""
-    manifest = json.loads((tiny_shards / "manifest.json").read_text())
-    for split in manifest["splits"].values():
-        for shard in split["shards"]:
-            shard["name"] = f"pipe:cat {tiny_shards / shard['name']}"
-    path = tmp_path / "remote.json"
-    path.write_text(json.dumps(manifest))
-    (row,) = run(path, tmp_path / "run", epochs=1, freeze_backbone=True)
+def test_every_shard_unreadable_is_one_line(tiny_shards, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(tiny_shards, shards)
+    for bad in shards.glob("train-*.tar"):
+        bad.write_bytes(b"\0" * 100)
+    r = invoke(app, ["--shards", shards, "--out", tmp_path / "run", "--workers", "0", "--batch-size", "8"])
+    assert r.exit_code == 1 and "gave no full batch" in r.output
+    assert r.output.strip().splitlines()[-1].startswith("error:")
+
+
+def test_shards_from_a_url_template_on_the_command_line(tiny_shards, tmp_path):
+    """Remote shards: the user's --shard-url template (here `pipe:cat ...`), never names in a manifest."""
+    manifest = tmp_path / "elsewhere" / "manifest.json"
+    manifest.parent.mkdir()
+    shutil.copy(tiny_shards / "manifest.json", manifest)
+    (row,) = run(manifest, tmp_path / "run", epochs=1, freeze_backbone=True,
+                 shard_url=f"pipe:cat {tiny_shards}/{{name}}")
     assert row["steps"] > 0 and row["bad_shards"] == [] and row["val_mAP"] is not None
 
 
 def test_too_few_shards_or_samples_are_refused(tiny_shards, tmp_path):
-    with pytest.raises(ValueError, match=r"2 shards, fewer than world_size 1 x workers 4 = 4"):
+    with pytest.raises(InputError, match=r"2 shards, fewer than world_size 1 x workers 4 = 4"):
         Trainer(TrainConfig(shards=str(tiny_shards), out=str(tmp_path / "r"), workers=4))
-    with pytest.raises(ValueError, match=r"fewer than world_size 1 x batch size 4096; lower --batch-size"):
+    with pytest.raises(InputError, match=r"fewer than world_size 1 x batch size 4096; lower --batch-size"):
         Trainer(TrainConfig(shards=str(tiny_shards), out=str(tmp_path / "r"), batch_size=4096, workers=0))
 
 
@@ -123,8 +149,18 @@ def test_local_pretrained_state_dict_is_folded_into_one_channel(tmp_path):
     assert torch.allclose(model.backbone.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
     assert torch.equal(model.backbone.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
     assert not any(p.requires_grad for p in model.backbone.parameters())
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(InputError, match="nope.pth"):
         build_model(str(tmp_path / "nope.pth"))
+
+
+def test_pretrained_files_that_are_not_weights_are_named(tiny_run, tmp_path):
+    (tmp_path / "notes.txt").write_text("not weights")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    for name, message in (("notes.txt", "not a PyTorch weights file"), ("tensor.pt", "not a state dict")):
+        with pytest.raises(InputError, match=message):
+            build_model(str(tmp_path / name))
+    ours = build_model(str(tiny_run / "best.pt"))  # a musicid checkpoint: its backbone
+    assert torch.equal(ours.backbone.conv1.weight, load_checkpoint(tiny_run)["model"]["backbone.conv1.weight"])
 
 
 def test_imagenet_without_cache_or_network_fails_clearly(tmp_path, monkeypatch):
@@ -135,7 +171,7 @@ def test_imagenet_without_cache_or_network_fails_clearly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(RuntimeError, match=r"resnet18-f37072fd\.pth.*hub/checkpoints"):
+    with pytest.raises(InputError, match=r"resnet18-f37072fd\.pth.*hub/checkpoints"):
         build_model("imagenet")
 
 
@@ -143,7 +179,7 @@ def test_ddp_two_cpu_processes_equal_steps_disjoint_shards(tiny_shards, tmp_path
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "train.cli", "--shards", str(tiny_shards), "--out", str(out), "--epochs", "2", "--batch-size", "4",
+           "musicid.train.cli", "--shards", str(tiny_shards), "--out", str(out), "--epochs", "2", "--batch-size", "4",
            "--workers", "0", "--device", "cpu"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
                             cwd=Path(__file__).resolve().parents[1])

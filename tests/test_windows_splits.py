@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.labels import Notes
-from pipeline.spans import merge_spans
-from pipeline.splits import assign_splits
-from pipeline.windows import WindowConfig, cut_spans, cut_windows, frame_index
+from musicid.pipeline.labels import Notes
+from musicid.pipeline.spans import merge_spans
+from musicid.pipeline.splits import assign_splits
+from musicid.pipeline.windows import WindowConfig, cut_spans, cut_windows, frame_index
 
 
 def test_min_active_rule():
