@@ -72,9 +72,9 @@ def main() -> None:
             loader = train_loader(urls, norm["mean"], norm["std"], StreamConfig(batch_size=BATCH), seed=0,
                                   epoch=epoch, workers=2)
             n, div, t = 0, [], time.perf_counter()
-            for x, _, recs, _ in loader:
+            for x, _, infos, _ in loader:
                 n += len(x)
-                div.append(len(set(recs)))
+                div.append(len({i.recording for i in infos}))
             ours.append(n / (time.perf_counter() - t))
             ours_div.append(float(np.mean(div)))
         train_ids = set(manifest.splits["train"].recordings)

@@ -1,5 +1,6 @@
-"""`musicid-eval RUN --shards DIR`: a run on a shard split with any predictor, `--compare` for all of them;
-`musicid-eval compare-runs RUN RUN ...`: several runs (e.g. bce / iou / mse) side by side."""
+"""`musicid-eval RUN --shards DIR`: a run on a shard split with any predictor, at the window or frame level,
+`--compare` for all predictors; `musicid-eval compare-runs RUN RUN ...`: runs side by side, each difference
+with its bootstrap interval."""
 
 from __future__ import annotations
 
@@ -10,15 +11,28 @@ import typer
 
 from musicid.cli import DefaultGroup, command, run
 
+from .bootstrap import Resampler, intervals
 from .checkpoint import load_run
-from .evaluate import evaluate
-from .predictors import Predictor
-from .report import per_class_table, plot_bars, plot_pr_curves, summary_table, write_reports
+from .evaluate import EvalOptions, evaluate
+from .predictors import MAX_INSTRUMENTS, THRESHOLD, Predictor
+from .report import (
+    interval_table,
+    per_class_table,
+    per_recording_table,
+    plot_bars,
+    plot_pr_curves,
+    plot_recording_heatmap,
+    plot_timeline,
+    published_table,
+    summary_table,
+    write_reports,
+)
 
 COMPARED = ("top1", "top2", "top3", "threshold", "prior", "valmean", "noise", "calibrated", "hybrid")
 app = typer.Typer(cls=DefaultGroup, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 SHARD_URL_HELP = ("Read shards from this URL template instead of beside the manifest, {name} standing for "
                   "each shard's name (e.g. 'pipe:aws s3 cp s3://bucket/shards/{name} -').")
+INSTRUMENTS_HELP = "Score only these classes, comma-separated (e.g. piano,violin,viola,cello,clarinet,bassoon,horn)."
 
 
 class Split(str, Enum):
@@ -27,8 +41,17 @@ class Split(str, Enum):
     test = "test"
 
 
+class Level(str, Enum):
+    window = "window"
+    frame = "frame"
+
+
+def _instruments(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
 def _public(report: dict) -> dict:
-    return {k: v for k, v in report.items() if k not in ("probs", "labels")}
+    return {k: v for k, v in report.items() if k not in ("rows", "sets")}
 
 
 @app.command("run")
@@ -39,35 +62,65 @@ def run_eval(
     split: Split = typer.Option(Split.test, help="The split to score."),
     predictor: Predictor = typer.Option("top3", help="How probabilities become instrument sets."),
     compare: bool = typer.Option(False, "--compare", help="Every predictor on the same split, one table."),
-    out: Path = typer.Option(None, help="Report folder (default: RUN/eval-SPLIT)."),
-    threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="For the `threshold` predictor."),
-    max_instruments: int = typer.Option(3, min=1, help="For the `hybrid` predictor."),
+    level: Level = typer.Option(Level.window, help="Score 1 s windows, or frames (windows averaged per frame)."),
+    frame_rate: float = typer.Option(None, min=0.1, help="Frame level on a coarser grid (frames per second)."),
+    instruments: str = typer.Option(None, help=INSTRUMENTS_HELP),
+    timeline: str = typer.Option(None, help="Also plot truth vs prediction over time for this recording id."),
+    bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of recordings for the 95% intervals."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    out: Path = typer.Option(None, help="Report folder (default: RUN/eval-SPLIT[-frame])."),
+    threshold: float = typer.Option(THRESHOLD, min=0.0, max=1.0, help="For the `threshold` predictor."),
+    max_instruments: int = typer.Option(MAX_INSTRUMENTS, min=1, help="For the `hybrid` predictor."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
     workers: int = typer.Option(0, min=0, help="DataLoader workers."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
 ):
-    """Evaluate a run: per-class and aggregated metrics, report.{json,md}, PR curves and F1 bars."""
-    predictor, split = predictor.value, split.value
-    names = tuple(dict.fromkeys((predictor, *COMPARED))) if compare else (predictor,)
+    """Evaluate a run: per-class and aggregated metrics with intervals, per-recording results, report.{json,md},
+    PR curves, F1 bars, a recordings x instruments heat map."""
+    names = tuple(dict.fromkeys((predictor.value, *COMPARED))) if compare else (predictor.value,)
+    opts = EvalOptions(split.value, names, threshold, max_instruments, level.value, frame_rate,
+                       _instruments(instruments), bootstrap, seed, workers, shard_url)
     r = load_run(run_path, device)
-    report = evaluate(r, shards, split, names, threshold, max_instruments, workers, shard_url)
-    out = out or (r.path.parent / f"eval-{split}")
-    main = report["results"][predictor]
-    tables = [(f"{predictor} per instrument ({split}, {main['samples']} samples)", per_class_table(main)),
-              ("Summary", summary_table({n: report["results"][n] for n in names}))]
-    write_reports(out, f"musicid-eval: {r.path} on {split}", _public(report), tables)
-    plot_pr_curves(report["probs"], report["labels"], r.names, out / "pr_curves.png")
+    report = evaluate(r, shards, opts)
+    rows = report["rows"]
+    if timeline is not None and timeline not in set(rows.recordings):
+        raise typer.BadParameter(f"--timeline: no recording {timeline!r} in the {split.value} split")
+    out = out or (r.path.parent / f"eval-{split.value}{'-frame' if level == Level.frame else ''}")
+    main = report["results"][predictor.value]
+    cls = report["instruments"]
+    unit = "frames" if level == Level.frame else "windows"
+    tables = [(f"{predictor.value} per instrument ({split.value}, {level.value} level, {main['samples']} {unit})",
+               per_class_table(main)),
+              (f"{predictor.value}: 95% intervals over {len(report['per_recording'])} recordings "
+               f"({bootstrap} resamples)", interval_table(report["intervals"])),
+              ("Summary", summary_table({n: report["results"][n] for n in names})),
+              (f"{predictor.value} F1 per recording", per_recording_table(report["per_recording"], cls))]
+    notes = []
+    if level == Level.frame:
+        text, note = published_table(main)
+        tables.append(("Published results (Hung & Yang, ISMIR 2018) beside ours", text))
+        notes.append(note)
+    fallback = (report["calibration"] or {}).get("fallback_classes") or []
+    notes.append("Calibration fallback (val lacks the class, threshold 0.5): " + (", ".join(fallback) or "none"))
+    write_reports(out, f"musicid-eval: {r.path} on {split.value} ({level.value} level)", _public(report), tables,
+                  notes)
+    plot_pr_curves(rows.probs, rows.labels, cls, out / "pr_curves.png")
     plot_bars({n: {"F1": c["f1"]} for n, c in main["per_class"].items()}, out / "f1_per_class.png",
-              f"F1 per instrument ({predictor}, {split})", "F1")
+              f"F1 per instrument ({predictor.value}, {split.value})", "F1")
+    plot_recording_heatmap(report["per_recording"], cls, out / "f1_per_recording.png")
+    if timeline is not None:
+        plot_timeline(rows, report["sets"][predictor.value], timeline, cls, out / f"timeline-{timeline}.png")
     if compare:
         plot_bars({n: {"micro F1": report["results"][n]["micro"]["f1"], "macro F1": report["results"][n]["macro"]["f1"],
                        "recall": report["results"][n]["prior_accuracy"]} for n in names},
-                  out / "compare_predictors.png", f"Predictors on {split}", "score")
+                  out / "compare_predictors.png", f"Predictors on {split.value}", "score")
     for heading, text in tables:
         typer.echo(f"\n{heading}\n{text}")
-    typer.echo(f"\nabsent from {split}: {', '.join(main['absent_classes']) or 'none'} (left out of macro means)")
-    typer.echo(f"reports: {out}/report.md, report.json, pr_curves.png, f1_per_class.png"
-               + (", compare_predictors.png" if compare else ""))
+    for note in notes:
+        typer.echo(f"\n{note}")
+    typer.echo(f"\nabsent from {split.value}: {', '.join(main['absent_classes']) or 'none'} (left out of macro means)")
+    typer.echo(f"reports: {out}/report.md, report.json, pr_curves.png, f1_per_class.png, f1_per_recording.png"
+               + (", compare_predictors.png" if compare else "") + (f", timeline-{timeline}.png" if timeline else ""))
 
 
 @app.command("compare-runs")
@@ -77,27 +130,41 @@ def compare_runs(
     shards: Path = typer.Option(..., "--shards", help="Shard folder or manifest path."),
     split: Split = typer.Option(Split.test, help="The split to score."),
     predictor: Predictor = typer.Option("top3", help="How probabilities become instrument sets."),
+    level: Level = typer.Option(Level.window, help="Score 1 s windows, or frames."),
+    instruments: str = typer.Option(None, help=INSTRUMENTS_HELP),
+    bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of recordings for the intervals."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
     out: Path = typer.Option(Path("runs/compare"), help="Report folder."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
     workers: int = typer.Option(0, min=0),
     device: str = typer.Option("auto"),
 ):
-    """Several runs side by side on the same split and predictor (the prior work's loss comparison)."""
-    results, labels = {}, {}
+    """Several runs side by side on the same split and predictor (the prior work's loss comparison); each
+    difference from the first run with its paired bootstrap interval over recordings."""
+    opts = EvalOptions(split.value, (predictor.value,), level=level.value, instruments=_instruments(instruments),
+                       n_boot=bootstrap, seed=seed, workers=workers, url_template=shard_url)
+    results, labels, resamplers = {}, {}, []
     for path in runs:
         r = load_run(path, device)
         label = f"{r.path.parent.name} ({r.card.train_config.get('loss', '?')})"
-        results[label] = evaluate(r, shards, split.value, (predictor.value,), workers=workers,
-                                  url_template=shard_url)["results"][predictor.value]
+        label = label if label not in results else f"{label} #{len(results) + 1}"
+        report = evaluate(r, shards, opts)
+        results[label] = report["results"][predictor.value]
         labels[label] = str(r.path)
+        resamplers.append(Resampler(report["rows"], report["sets"][predictor.value]))
+    diffs = intervals(resamplers, bootstrap, seed)
     text = summary_table(results).replace("predictor", "run      ", 1)
+    tables = [(f"Runs with {predictor.value} on {split.value} ({level.value} level)", text)]
+    tables += [(f"{label}: 95% intervals over recordings" + (f", difference from {next(iter(results))}" if i else ""),
+                interval_table(d)) for i, (label, d) in enumerate(zip(results, diffs, strict=True))]
     write_reports(out, f"musicid-eval compare-runs ({predictor.value}, {split.value})",
-                  {"split": split.value, "predictor": predictor.value, "runs": labels, "results": results},
-                  [(f"Runs with {predictor.value} on {split.value}", text)])
+                  {"split": split.value, "predictor": predictor.value, "level": level.value, "runs": labels,
+                   "results": results, "intervals": dict(zip(results, diffs, strict=True))}, tables)
     plot_bars({n: {"micro F1": r["micro"]["f1"], "macro F1": r["macro"]["f1"], "mAP": r["mAP"]}
                for n, r in results.items()}, out / "compare_runs.png", f"Runs ({predictor.value}, {split.value})",
               "score")
-    typer.echo(text)
+    for heading, table_text in tables:
+        typer.echo(f"\n{heading}\n{table_text}")
     typer.echo(f"reports: {out}/report.md, report.json, compare_runs.png")
 
 

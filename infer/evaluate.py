@@ -1,8 +1,10 @@
-"""Evaluation of a trained run on a shard split: predictions, calibration on val, predictors, metrics."""
+"""Evaluation of a trained run on a shard split: predictions, calibration on val, predictors, metrics at the
+window or the frame level, per-recording results and bootstrap intervals."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +17,52 @@ from musicid.pipeline.manifest import Manifest, differing_fields, read_manifest
 from musicid.pipeline.shards import collate, log_bad, read_stages, shard_urls
 
 from . import calibration
+from .bootstrap import Resampler, intervals, per_recording
 from .checkpoint import LoadedRun, ModelCard
+from .frames import Rows, to_frames
 from .metrics import score_sets
-from .predictors import FITTED, predict
+from .predictors import FITTED, MAX_INSTRUMENTS, THRESHOLD, predict
 
 log = logging.getLogger("musicid")
+LEVELS = ("window", "frame")
 
 
-def split_loader(urls: list[str], mean, std, batch_size: int = 64, workers: int = 0) -> DataLoader:
+@dataclass
+class Predictions:
+    """Every sample of a split: window probabilities and labels, and what the frame level needs."""
+
+    probs: np.ndarray  # [N, C]
+    labels: np.ndarray  # [N, C]
+    recordings: list[str]
+    start_s: np.ndarray  # [N]
+    rolls: np.ndarray | None  # [N, C, T] uint8 frame activity, when collected
+
+    def rows(self, level: str, frame_rate: float, target_rate: float | None, hop_s: float) -> Rows:
+        if level == "frame":
+            starts = np.round(self.start_s * frame_rate).astype(np.int64)
+            return to_frames(self.probs, self.rolls, self.recordings, starts, frame_rate, target_rate)
+        return Rows(self.probs, self.labels, np.asarray(self.recordings, dtype=object), 1 / hop_s)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    split: str = "test"
+    predictors: tuple[str, ...] = ("top3",)
+    threshold: float = THRESHOLD
+    max_instruments: int = MAX_INSTRUMENTS
+    level: str = "window"
+    frame_rate: float | None = None  # frame level on a coarser grid (frames per second)
+    instruments: tuple[str, ...] | None = None  # score these classes only (e.g. a published protocol's)
+    n_boot: int = 1000
+    seed: int = 0
+    workers: int = 0
+    url_template: str | None = None
+
+
+def split_loader(urls: list[str], mean, std, batch_size: int = 64, workers: int = 0,
+                 with_roll: bool = False) -> DataLoader:
     """Every sample of the given shards once, in order, in batches (the last one partial)."""
-    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.split_by_worker, *read_stages(mean, std),
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.split_by_worker, *read_stages(mean, std, with_roll),
                                 wds.batched(batch_size, collation_fn=collate, partial=True))
     return DataLoader(pipeline, batch_size=None, num_workers=min(workers, len(urls)),
                       multiprocessing_context="fork" if workers else None)
@@ -32,23 +70,25 @@ def split_loader(urls: list[str], mean, std, batch_size: int = 64, workers: int 
 
 @torch.no_grad()
 def collect_predictions(model: torch.nn.Module, urls: list[str], card: ModelCard, device: torch.device,
-                        workers: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Probabilities, labels and recording ids of every sample in `urls` (unreadable shards skipped, logged)."""
+                        workers: int = 0, with_roll: bool = False) -> Predictions:
+    """Probabilities and labels of every sample in `urls` (unreadable shards skipped, logged)."""
     was_training = model.training
     model.eval()
-    probs, labels, recs = [], [], []
-    for x, y, r, bad in split_loader(urls, card.mean, card.std, workers=workers):
+    probs, labels, infos = [], [], []
+    for x, y, info, bad in split_loader(urls, card.mean, card.std, workers=workers, with_roll=with_roll):
         for b in bad:
             log_bad(b)
         if x is None:
             continue
         probs.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy())
         labels.append(y.numpy())
-        recs += r
+        infos += info
     model.train(was_training)
-    if not probs:
-        return np.zeros((0, len(card.names))), np.zeros((0, len(card.names))), []
-    return np.concatenate(probs), np.concatenate(labels), recs
+    c = len(card.names)
+    return Predictions(np.concatenate(probs) if probs else np.zeros((0, c)),
+                       np.concatenate(labels) if labels else np.zeros((0, c)), [i.recording for i in infos],
+                       np.array([i.start_s for i in infos]),
+                       np.stack([i.roll for i in infos]) if with_roll and infos else None)
 
 
 def check_compatible(run: LoadedRun, manifest: Manifest, shards: Path) -> None:
@@ -66,35 +106,70 @@ def train_prior(manifest: Manifest, names: list[str]) -> list[float]:
     return [train.instrument_positives[n] / max(train.samples, 1) for n in names]
 
 
+def fit_on(model: torch.nn.Module, card: ModelCard, device: torch.device, manifest: Manifest, rows: Rows,
+           fitted_on: str) -> calibration.Calibration:
+    """The one place a calibration is fitted (by training and by evaluation): val rows, the train prior, noise."""
+    noise = calibration.noise_bias(model, card.features, card.window.window_s, card.n_frames, card.mean, card.std,
+                                   device)
+    return calibration.fit(rows.probs, rows.labels, train_prior(manifest, card.names), noise, card.names, fitted_on)
+
+
 def fit_calibration(run: LoadedRun, manifest: Manifest, shards: Path, url_template: str | None = None,
                     workers: int = 0) -> calibration.Calibration:
-    """Thresholds and biases from the train manifest and the val split only, never the test split."""
-    probs, labels, _ = collect_predictions(run.model, shard_urls(manifest, shards, "val", url_template), run.card,
-                                           run.device, workers)
-    noise = calibration.noise_bias(run.model, run.card.features, run.card.window.window_s, run.card.n_frames,
-                                   run.card.mean, run.card.std, run.device)
-    return calibration.fit(probs, labels, train_prior(manifest, run.names), noise, run.names,
-                           f"{shards} val split")
+    """Window-level thresholds and biases from the train manifest and the val split only, never test."""
+    val = collect_predictions(run.model, shard_urls(manifest, shards, "val", url_template), run.card, run.device,
+                              workers)
+    return fit_on(run.model, run.card, run.device, manifest, val.rows("window", 0, None, manifest.window.hop_s),
+                  f"{shards} val split")
 
 
-def evaluate(run: LoadedRun, shards: Path, split: str = "test", predictors: tuple[str, ...] = ("top3",),
-             threshold: float = 0.5, max_instruments: int = 3, workers: int = 0,
-             url_template: str | None = None) -> dict:
-    """Calibrate on val (stored beside the checkpoint), predict `split`, and score every requested predictor."""
+def instrument_columns(names: list[str], wanted: tuple[str, ...] | None) -> list[int]:
+    if not wanted:
+        return list(range(len(names)))
+    lower = [n.lower() for n in names]
+    unknown = [w for w in wanted if w.lower() not in lower]
+    if unknown:
+        raise InputError(f"--instruments: unknown {', '.join(unknown)}; choose from {', '.join(names)}")
+    return [lower.index(w.lower()) for w in wanted]
+
+
+def evaluate(run: LoadedRun, shards: Path, opts: EvalOptions = EvalOptions()) -> dict:
+    """Calibrate on val, predict the split, and score every requested predictor at the requested level."""
     manifest = read_manifest(shards)
     check_compatible(run, manifest, shards)
-    if manifest.splits[split].samples == 0:
-        raise InputError(f"{shards}: the {split} split is empty")
+    frame = opts.level == "frame"
+    if frame and manifest.window.segmentation != "windows":
+        raise InputError(f"{shards}: --level frame needs shards of fixed windows, not {manifest.window.segmentation}")
+    if manifest.splits[opts.split].samples == 0:
+        raise InputError(f"{shards}: the {opts.split} split is empty")
+    rate, hop = run.card.features.frame_rate, manifest.window.hop_s
+
+    def rows_of(split: str) -> Rows:
+        urls = shard_urls(manifest, shards, split, opts.url_template)
+        return collect_predictions(run.model, urls, run.card, run.device, opts.workers, frame).rows(
+            opts.level, rate, opts.frame_rate, hop)
+
+    cal = None
     if manifest.splits["val"].samples:
-        run.calibration = fit_calibration(run, manifest, shards, url_template, workers)
-        calibration.write_calibration(run.path, run.calibration)
-    elif fitted := sorted(set(predictors) & set(FITTED)):
+        cal = fit_on(run.model, run.card, run.device, manifest, rows_of("val"),
+                     f"{shards} val split, {opts.level} level")
+        if not frame and opts.frame_rate is None:  # the artifact predict uses is window-level
+            calibration.write_calibration(run.path, cal)
+            run.calibration = cal
+    elif fitted := sorted(set(opts.predictors) & set(FITTED)):
         raise InputError(f"{shards}: the val split is empty; predictors {', '.join(fitted)} need validation "
                          "data for their calibration")
-    probs, labels, _ = collect_predictions(run.model, shard_urls(manifest, shards, split, url_template), run.card,
-                                           run.device, workers)
-    results = {name: score_sets(predict(name, probs, run.calibration, threshold, max_instruments), probs, labels,
-                                run.names) for name in predictors}
-    return {"run": str(run.path), "shards": str(shards), "split": split,
-            "calibration": run.calibration.to_dict() if run.calibration else None, "threshold": threshold,
-            "max_instruments": max_instruments, "results": results, "probs": probs, "labels": labels}
+    rows = rows_of(opts.split)
+    cols = instrument_columns(run.names, opts.instruments)
+    names = [run.names[c] for c in cols]
+    sets = {n: predict(n, rows.probs, cal, opts.threshold, opts.max_instruments)[:, cols] for n in opts.predictors}
+    scored = Rows(rows.probs[:, cols], rows.labels[:, cols], rows.recordings, rows.rate)
+    main = opts.predictors[0]
+    return {"run": str(run.path), "shards": str(shards), "split": opts.split, "level": opts.level,
+            "frame_rate": rows.rate if frame else None, "instruments": names,
+            "calibration": cal.to_dict() if cal else None, "threshold": opts.threshold,
+            "max_instruments": opts.max_instruments,
+            "results": {n: score_sets(s, scored.probs, scored.labels, names) for n, s in sets.items()},
+            "per_recording": per_recording(scored, sets[main], names, manifest.ensembles),
+            "intervals": intervals([Resampler(scored, sets[main])], opts.n_boot, opts.seed)[0],
+            "rows": scored, "sets": sets}

@@ -25,7 +25,7 @@ def macro_f1(pred: np.ndarray, labels: np.ndarray) -> float:
                                                  zero_division=0)[2])
 
 
-def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5) -> tuple[np.ndarray, list[int]]:
+def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, default: float) -> tuple[np.ndarray, list[int]]:
     """Per-class threshold (on when p >= t) maximising F1 on (validation) data; `default` for classes without
     positives there, whose indices are returned too."""
     out = np.full(labels.shape[1], default, dtype=np.float64)

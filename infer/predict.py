@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from musicid.errors import AudioError
-from musicid.pipeline.audio import probe, stream_audio
+from musicid.pipeline.audio import CHUNK_S, probe, stream_audio
 from musicid.pipeline.features import FeatureConfig, LogMelStream, normalise, seconds_to_frames
 from musicid.pipeline.windows import frame_index
 
@@ -104,7 +104,7 @@ class _Frames:
 
 @torch.no_grad()
 def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | None = None, hop_s: float | None = None,
-                 chunk_s: float = 30.0, batch_size: int = 64) -> Prediction:
+                 chunk_s: float = CHUNK_S, batch_size: int = 64) -> Prediction:
     """Window probabilities and predicted instrument sets for one audio file."""
     run = model if isinstance(model, LoadedRun) else load_run(Path(model))
     card = run.card

@@ -10,7 +10,7 @@ import typer
 from musicid.cli import command, run
 from musicid.errors import AudioError, InputError
 from musicid.files import output_folder, refuse_existing
-from musicid.pipeline.audio import AUDIO_SUFFIXES
+from musicid.pipeline.audio import AUDIO_SUFFIXES, CHUNK_S
 
 from .checkpoint import load_run
 from .predictors import Predictor, check_predictor
@@ -69,7 +69,7 @@ def predict_cmd(
     top_k: int = typer.Option(0, min=0, help="List at most K instruments per file on stdout (0 = all found)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    chunk: float = typer.Option(30.0, min=1.0, help="Seconds of audio decoded at a time."),
+    chunk: float = typer.Option(CHUNK_S, min=1.0, help="Seconds of audio decoded at a time."),
 ):
     """Which instruments play, and when: a summary per file, and CSV/JSON/PNG timelines."""
     from .predict import predict_file

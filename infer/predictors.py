@@ -23,6 +23,8 @@ from .calibration import Calibration
 
 FITTED = (*BIASED, "calibrated", "hybrid")  # need a calibration fitted on validation data
 NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *FITTED)
+THRESHOLD = 0.5  # the `threshold` predictor's uniform threshold
+MAX_INSTRUMENTS = 3  # the `hybrid` predictor's ceiling
 Predictor = Enum("Predictor", {n: n for n in NAMES}, type=str)  # the CLIs' choice type
 
 
@@ -48,8 +50,8 @@ def check_predictor(name: str, cal: Calibration | None) -> None:
                          "(musicid-train writes one beside each checkpoint; musicid-eval fits one)")
 
 
-def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, threshold: float = 0.5,
-            max_instruments: int = 3) -> np.ndarray:
+def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, threshold: float = THRESHOLD,
+            max_instruments: int = MAX_INSTRUMENTS) -> np.ndarray:
     """Boolean [N, 11] instrument sets for predictor `name`."""
     check_predictor(name, cal)
     if name.startswith("top"):

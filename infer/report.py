@@ -51,8 +51,8 @@ def summary_table(results: dict[str, dict]) -> str:
     return table(rows, ["predictor", *(n for n, _ in SUMMARY)])
 
 
-def markdown(title: str, tables: list[tuple[str, str]]) -> str:
-    parts = [f"# {title}", "", NOTE, ""]
+def markdown(title: str, tables: list[tuple[str, str]], notes: list[str] = ()) -> str:
+    parts = [f"# {title}", "", NOTE, "", *(f"{n}\n" for n in notes)]
     for heading, text in tables:
         lines = text.splitlines()
         cells = [[c for c in line.split("  ") if c.strip()] for line in lines if not set(line) <= {"-", " "}]
@@ -107,7 +107,85 @@ def plot_bars(values: dict[str, dict[str, float | None]], path: Path, title: str
     save_figure(fig, path)
 
 
-def write_reports(out: Path, title: str, report: dict, tables: list[tuple[str, str]]) -> None:
+def write_reports(out: Path, title: str, report: dict, tables: list[tuple[str, str]], notes: list[str] = ()) -> None:
     output_folder(out)
     write_json_atomic(out / "report.json", json.loads(json.dumps(report)))
-    write_text_atomic(out / "report.md", markdown(title, tables))
+    write_text_atomic(out / "report.md", markdown(title, tables, notes))
+
+
+PUBLISHED = Path(__file__).with_name("published.json")
+
+
+def published_table(result: dict) -> tuple[str, str]:
+    """Our per-class frame-level P/R/F1 beside the published figures, and the protocol differences in words."""
+    pub = json.loads(PUBLISHED.read_text())
+    rows = []
+    for name in pub["instruments"]:
+        c = result["per_class"].get(name)
+        ours = [_fmt(c[k]) if c and c["present"] else "absent" for k in ("precision", "recall", "f1")]
+        diff = f"{c['f1'] - pub['f1'][name]:+.3f}" if c and c["present"] else "-"
+        rows.append([name, *ours, f"{pub['f1'][name]:.3f}", diff])
+    m = pub["macro"]
+    rows.append(["macro", *(_fmt(result["macro"][k]) for k in ("precision", "recall", "f1")),
+                 f"{m['f1']:.3f} (P {m['precision']:.3f}, R {m['recall']:.3f})",
+                 f"{result['macro']['f1'] - m['f1']:+.3f}" if result["macro"]["f1"] is not None else "-"])
+    note = (f"Published: {pub['source']}; {pub['protocol']}. Ours: 1 s windows of log-mel averaged per frame, "
+            "thresholds calibrated on the val split (never on test); classes we score are those given by "
+            "--instruments (use the same seven to match).")
+    return table(rows, ["instrument", "our P", "our R", "our F1", "published F1", "F1 difference"]), note
+
+
+def interval_table(intervals: dict, label: str = "value") -> str:
+    """Each statistic with its 95 % bootstrap interval over recordings (and a difference, when present)."""
+    rows = []
+    for stat, v in intervals.items():
+        row = [stat, _fmt(v["value"]), f"[{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"]
+        if "difference" in v:
+            d = v["difference"]
+            row += [f"{d['value']:+.3f}", f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]",
+                    "yes" if d["excludes_zero"] else "no"]
+        rows.append(row)
+    header = ["statistic", label, "95% CI (recordings)"]
+    if rows and len(rows[0]) > 3:
+        header += ["vs first", "95% CI", "excludes 0"]
+    return table(rows, header)
+
+
+def per_recording_table(records: list[dict], names: list[str]) -> str:
+    rows = [[r["recording"], r["ensemble"] or "-", f"{r['seconds']:.0f}",
+             *(_fmt(r["f1"].get(n)) for n in names)] for r in records]
+    return table(rows, ["recording", "ensemble", "s", *(n[:6] for n in names)])
+
+
+def plot_recording_heatmap(records: list[dict], names: list[str], path: Path) -> None:
+    """Recordings x classes F1 (blank where a class does not play in a recording)."""
+    f1 = np.array([[r["f1"].get(n, np.nan) for n in names] for r in records], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(names), 1.2 + 0.35 * len(records)))
+    im = ax.imshow(np.ma.masked_invalid(f1), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+    ax.set_yticks(range(len(records)), [f"{r['recording']} ({r['ensemble']})"[:40] for r in records])
+    ax.set_title("F1 per recording and instrument (blank: not playing)")
+    fig.colorbar(im, ax=ax, fraction=0.03, label="F1")
+    save_figure(fig, path)
+
+
+def plot_timeline(rows, pred: np.ndarray, recording: str, names: list[str], path: Path) -> None:
+    """One recording: truth above, predicted probability with the predicted activity outlined below."""
+    m = rows.recordings == recording
+    t = np.arange(int(m.sum())) / rows.rate
+    fig, axes = plt.subplots(2, 1, figsize=(min(24, 6 + t[-1] / 15 if len(t) else 6), 0.5 * len(names) + 2.5),
+                             sharex=True)
+    for ax, data, title in ((axes[0], rows.labels[m], "truth"), (axes[1], rows.probs[m], "predicted probability")):
+        ax.pcolormesh(np.r_[t, t[-1] + 1 / rows.rate] if len(t) else [0, 1], np.arange(len(names) + 1) - 0.5,
+                      data.T, cmap="magma", vmin=0, vmax=1)
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()
+        ax.set_title(f"{recording}: {title}")
+    on = pred[m]
+    for c in range(len(names)):
+        edges = np.flatnonzero(np.diff(np.r_[0, on[:, c].astype(int), 0]))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            axes[1].add_patch(plt.Rectangle((a / rows.rate, c - 0.42), (b - a) / rows.rate, 0.84, fill=False,
+                                            edgecolor="white", linewidth=1))
+    axes[1].set_xlabel("time (s)")
+    save_figure(fig, path)

@@ -24,6 +24,7 @@ from musicid.errors import AudioError
 ESTIMATED_LENGTH = ("MP3", "MPEG", "OGG")  # libsndfile formats whose frame count is not exact: FFmpeg's
 FFMPEG_SUFFIXES = (".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".m4v", ".mov", ".mkv", ".mka",
                    ".webm", ".wma", ".ac3", ".3gp", ".avi", ".mp2")
+CHUNK_S = 30.0  # seconds decoded at a time: memory stays flat in file length
 AUDIO_SUFFIXES = tuple(sorted({f".{e.lower()}" for e in sf.available_formats()} | {".mp3", ".oga", ".aif"}
                               | set(FFMPEG_SUFFIXES)))
 
@@ -135,7 +136,7 @@ def _ffmpeg_chunks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
         yield np.concatenate(pending)
 
 
-def stream_audio(info: AudioInfo, chunk_s: float = 30.0) -> Iterator[np.ndarray]:
+def stream_audio(info: AudioInfo, chunk_s: float = CHUNK_S) -> Iterator[np.ndarray]:
     """Mono float32 chunks of about `chunk_s` seconds at the file's own rate, to the end of the audio.
 
     A file shorter than its exact header says, a decoding error, or NaN/inf samples raise AudioError."""

@@ -45,6 +45,7 @@ from .windows import WindowConfig
 
 log = logging.getLogger("musicid")
 STATE = ".musicid-build"
+WORKERS = 2  # processes for decoding and shard writing
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,7 @@ class BuildResult:
         return round(self.audio_seconds_processed / self.wall_s, 1) if self.wall_s else None
 
 
-def build_shards(root: Path, out: Path, cfg: BuildConfig, workers: int = 1, overwrite: bool = False,
+def build_shards(root: Path, out: Path, cfg: BuildConfig, workers: int = WORKERS, overwrite: bool = False,
                  progress: bool = False) -> BuildResult:
     """Build (or resume, repair, or confirm) a shard set in `out`."""
     t0 = time.perf_counter()

@@ -12,8 +12,9 @@ import typer
 from musicid.cli import command, run
 from musicid.errors import InputError
 
-from .build import BuildConfig
+from .build import WORKERS, BuildConfig
 from .features import FeatureConfig
+from .synth import RECORDINGS, SECONDS
 from .windows import WindowConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
@@ -30,8 +31,8 @@ class Segmentation(str, Enum):
 @command
 def synth(
     out: Path = typer.Argument(..., help="Folder to write the dataset into (MusicNet Kaggle layout)."),
-    recordings: int = typer.Option(30, min=2, help="Number of recordings (train + test)."),
-    seconds: float = typer.Option(20.0, min=1.0, help="Length of each recording in seconds."),
+    recordings: int = typer.Option(RECORDINGS, min=2, help="Number of recordings (train + test)."),
+    seconds: float = typer.Option(SECONDS, min=1.0, help="Length of each recording in seconds."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same files."),
     ensembles: str = typer.Option("", help="Comma-separated ensembles to use in turn (default: all, weighted)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
@@ -91,7 +92,7 @@ def build_shards_cmd(
     sample_rate: int = typer.Option(FEAT.sample_rate, min=4000, help="Feature sample rate (audio is resampled)."),
     n_fft: int = typer.Option(FEAT.n_fft, min=64, help="FFT size."),
     hop_length: int = typer.Option(FEAT.hop_length, min=16, help="STFT hop in samples at the feature rate."),
-    workers: int = typer.Option(2, min=1, help="Worker processes."),
+    workers: int = typer.Option(WORKERS, min=1, help="Worker processes."),
     seed: int = typer.Option(BUILD.seed, help="Seed for val split, window shuffle and block scatter."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Discard an earlier build in OUT (only what it wrote) and start over."),

@@ -26,6 +26,7 @@ from .vocab import INSTRUMENTS
 
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
 TABLE = 4096
+RECORDINGS, SECONDS = 30, 20.0  # the default dataset: 30 recordings of 20 s
 SOURCE = "musicid synth"  # the metadata's `source`: how synth --overwrite knows a dataset is its own
 
 
@@ -223,7 +224,7 @@ def _remove_synthetic(out: Path) -> None:
     meta.unlink()
 
 
-def synthesize(out: Path, recordings: int = 30, seconds: float = 20.0, seed: int = 0,
+def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS, seed: int = 0,
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 

@@ -94,7 +94,7 @@ def test_interrupted_build_resumes_to_identical_shards(synth_root, tiny_shards, 
 
     monkeypatch.setattr(build_mod, "stage_recording", crash_on_fourth)
     with pytest.raises(KeyboardInterrupt):
-        build_shards(synth_root, out, CFG)
+        build_shards(synth_root, out, CFG, workers=1)
     monkeypatch.setattr(build_mod, "stage_recording", real_stage)
     assert not (out / "manifest.json").exists() and not list(out.glob("*.tar"))
 
@@ -109,7 +109,7 @@ def test_interrupted_build_resumes_to_identical_shards(synth_root, tiny_shards, 
 
     monkeypatch.setattr(build_mod, "write_shard", crash_on_third_shard)
     with pytest.raises(KeyboardInterrupt):
-        build_shards(synth_root, out, CFG)
+        build_shards(synth_root, out, CFG, workers=1)
     monkeypatch.setattr(build_mod, "write_shard", real_write)
     assert sorted(p.name for p in out.glob("*.tar")) == sorted(written)  # only complete shards are visible
 
@@ -133,7 +133,7 @@ def test_disk_full_is_resumable(synth_root, tiny_shards, tmp_path, monkeypatch):
 
     monkeypatch.setattr(build_mod, "write_shard", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        build_shards(synth_root, out, CFG)
+        build_shards(synth_root, out, CFG, workers=1)
     monkeypatch.setattr(build_mod, "write_shard", real_write)
     done = build_shards(synth_root, out, CFG)
     assert shard_hashes(done.manifest) == shard_hashes(read_manifest(tiny_shards))
@@ -157,7 +157,7 @@ def test_only_what_a_build_wrote_is_removed_or_reused(synth_root, tmp_path):
     (out / ".cache.tmp-x").mkdir()
     (out / "train-000000.tar").write_bytes(b"junk, not a shard")
     with pytest.raises(InputError, match=r"train-000000\.tar: a shard-named file that no musicid build"):
-        build_shards(synth_root, out, CFG)
+        build_shards(synth_root, out, CFG, workers=1)
     with pytest.raises(InputError, match="no musicid build"):
         build_shards(synth_root, out, CFG, overwrite=True)
     assert (out / "train-000000.tar").read_bytes() == b"junk, not a shard"
@@ -187,7 +187,7 @@ def test_a_second_build_into_the_same_folder_is_told_who_holds_it(synth_root, tm
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with pytest.raises(InputError, match=r"another build \(pid 4242\) is writing here"):
-            build_shards(synth_root, out, CFG)
+            build_shards(synth_root, out, CFG, workers=1)
     finally:
         os.close(fd)
 

@@ -61,7 +61,7 @@ def test_macro_f1_leaves_out_absent_classes():
 def test_calibrated_threshold_maximises_f1():
     probs = np.array([[0.9], [0.6], [0.55], [0.2]])
     labels = np.array([[1], [1], [0], [0]])
-    thr, fallback = calibrate_thresholds(probs, labels)
+    thr, fallback = calibrate_thresholds(probs, labels, 0.5)
     assert 0.55 < thr[0] <= 0.6 and fallback == []
-    thr, fallback = calibrate_thresholds(probs, np.zeros_like(labels))
+    thr, fallback = calibrate_thresholds(probs, np.zeros_like(labels), 0.5)
     assert thr[0] == 0.5 and fallback == [0]

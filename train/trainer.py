@@ -24,7 +24,7 @@ from musicid.errors import InputError
 from musicid.files import output_folder, write_json_atomic
 from musicid.infer import calibration
 from musicid.infer.checkpoint import FORMAT_VERSION, ModelCard, load_checkpoint, save_checkpoint
-from musicid.infer.evaluate import collect_predictions, train_prior
+from musicid.infer.evaluate import collect_predictions, fit_on
 from musicid.infer.metrics import macro_f1, per_class_ap
 from musicid.infer.model import DROPOUT, build_model, resolve_device
 from musicid.pipeline.manifest import differing_fields, read_manifest
@@ -215,19 +215,17 @@ class Trainer:
 
     def validate(self) -> tuple[dict, calibration.Calibration | None]:
         """Val loss, mAP and macro F1 at 0.5, and the calibration fitted on the same predictions."""
-        probs, labels, _ = collect_predictions(self.model, self.val_urls, self.card, self.device,
-                                               workers=min(self.cfg.workers, len(self.val_urls)))
+        val = collect_predictions(self.model, self.val_urls, self.card, self.device,
+                                  workers=min(self.cfg.workers, len(self.val_urls)))
+        probs, labels = val.probs, val.labels
         if len(probs) == 0:
             return {"val_loss": None, "val_mAP": None, "val_macro_f1": None}, None
         p = np.clip(probs, 1e-7, 1 - 1e-7)
         bce = float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
         metrics = {"val_loss": round(bce, 5), "val_mAP": round(float(np.nanmean(per_class_ap(probs, labels))), 5),
                    "val_macro_f1": round(macro_f1(probs >= 0.5, labels), 5)}
-        noise = calibration.noise_bias(self.model, self.card.features, self.card.window.window_s, self.card.n_frames,
-                                       self.card.mean, self.card.std, self.device)
-        cal = calibration.fit(probs, labels, train_prior(self.manifest, self.card.names), noise, self.card.names,
-                              f"{self.cfg.shards} val split")
-        return metrics, cal
+        rows = val.rows("window", 0, None, self.manifest.window.hop_s)
+        return metrics, fit_on(self.model, self.card, self.device, self.manifest, rows, f"{self.cfg.shards} val split")
 
     def checkpoint_state(self, epoch: int, metrics: dict) -> dict:
         return {"format_version": FORMAT_VERSION, "model": self.model.state_dict(),
