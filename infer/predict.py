@@ -19,7 +19,7 @@ from musicid.pipeline.features import FeatureConfig, LogMelStream, normalise, se
 from musicid.pipeline.windows import frame_index
 
 from .checkpoint import LoadedRun, load_run
-from .predictors import check_predictor, predict
+from .predictors import check_predictor, predict, rule_of
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Prediction:
     active: np.ndarray  # [W, 11] bool
     predictor: str
     model: str  # the checkpoint it came from
+    rule: dict  # what turned probabilities into sets: {"thresholds": [...]}, {"bias": [...]} or {"top": n}
 
     def regions(self) -> np.ndarray:
         """Edges [W + 1] (seconds) of the stretch of time each window stands for: the timeline from 0 to the
@@ -134,4 +135,5 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
     start_s = np.asarray(starts) / cfg.frame_rate
     end_s = np.minimum(start_s + card.n_frames / cfg.frame_rate, duration)
     active = predict(predictor, p, run.calibration)
-    return Prediction(Path(path), duration, run.names, start_s, end_s, p, active, predictor, str(run.path))
+    return Prediction(Path(path), duration, run.names, start_s, end_s, p, active, predictor, str(run.path),
+                      rule_of(predictor, run.calibration))

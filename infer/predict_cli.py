@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -16,7 +18,7 @@ from .checkpoint import load_run
 from .predictors import Predictor, check_predictor
 from .timeline import WRITERS
 
-FORMATS = tuple(WRITERS)
+FORMATS = (*WRITERS, "html")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
 
@@ -65,13 +67,17 @@ def predict_cmd(
     out_dir: Path = typer.Option(None, "-o", "--out-dir", help="Output folder (default: next to each input)."),
     predictor: Predictor = typer.Option(None, help="Predictor (default: the model's, usually calibrated)."),
     hop: float = typer.Option(None, min=0.01, help="Seconds between windows (default: the training hop)."),
-    formats: str = typer.Option("csv,json,png", "--format", help=f"Comma-separated: {', '.join(FORMATS)}."),
+    formats: str = typer.Option("csv,json,png", "--format", help=f"Comma-separated: {', '.join(FORMATS)} (html: a "
+                                "page to listen along, with index.html for several inputs)."),
+    embed_audio: bool = typer.Option(False, "--embed-audio", help="html: put the audio inside the page (Ogg/Opus, "
+                                     "at most 20 min) so it can be mailed; default: a relative link to the input."),
     top_k: int = typer.Option(0, min=0, help="List at most K instruments per file on stdout (0 = all found)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     chunk: float = typer.Option(CHUNK_S, min=1.0, help="Seconds of audio decoded at a time."),
 ):
-    """Which instruments play, and when: a summary per file, and CSV/JSON/PNG timelines."""
+    """Which instruments play, and when: a summary per file, and CSV/JSON/PNG timelines and HTML pages."""
+    from .page import write_html, write_index
     from .predict import predict_file
 
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
@@ -87,8 +93,11 @@ def predict_cmd(
     if out_dir:
         output_folder(out_dir)
     stems = output_stems(files, out_dir)
-    refuse_existing([Path(f"{s}.{fmt}") for s in stems.values() for fmt in wanted], overwrite)
-    failed = 0
+    index = (out_dir or Path(os.path.commonpath([s.parent.resolve() for s in stems.values()]))) / "index.html"
+    with_index = "html" in wanted and len(files) > 1
+    refuse_existing([Path(f"{s}.{fmt}") for s in stems.values() for fmt in wanted] + [index] * with_index, overwrite)
+    writers = {**WRITERS, "html": partial(write_html, embed_audio=embed_audio)}
+    failed, pages = 0, []
     for path in files:
         try:
             pred = predict_file(path, r, predictor.value if predictor else None, hop, chunk)
@@ -97,7 +106,8 @@ def predict_cmd(
             typer.secho(f"FAILED {exc}", fg=typer.colors.RED, err=True)
             continue
         for fmt in wanted:
-            WRITERS[fmt](pred, Path(f"{stems[path]}.{fmt}"))
+            writers[fmt](pred, Path(f"{stems[path]}.{fmt}"))
+        pages.append((Path(f"{stems[path]}.html"), pred))
         found = pred.summary()[: top_k or None]
         typer.echo(f"{path} ({pred.duration_s:.1f} s, {len(pred.starts)} windows, {pred.predictor}):")
         for row in found:
@@ -106,6 +116,9 @@ def predict_cmd(
         if not found:
             typer.echo("  no instrument found")
         typer.echo(f"  -> {stems[path]}.{{{','.join(wanted)}}}")
+    if with_index and pages:
+        write_index(pages, index)
+        typer.echo(f"index of the pages: {index}")
     if failed:
         typer.secho(f"{failed} of {len(files)} file(s) failed", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)

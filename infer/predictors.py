@@ -17,6 +17,7 @@ from enum import Enum
 import numpy as np
 
 from musicid.errors import InputError
+from musicid.pipeline.vocab import N_INSTRUMENTS
 
 from .calibration import BIASES as BIASED
 from .calibration import Calibration
@@ -70,3 +71,14 @@ def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, thresh
     if too_many.any():
         on[too_many] = top_n(np.where(on, margin, -np.inf)[too_many], max_instruments)
     return on
+
+
+def rule_of(name: str, cal: Calibration | None, threshold: float = THRESHOLD) -> dict:
+    """What a predictor applies, for people reading a timeline: thresholds, biases, or a count."""
+    if name.startswith("top"):
+        return {"top": int(name[3:])}
+    if name == "threshold":
+        return {"thresholds": [threshold] * N_INSTRUMENTS}
+    if name in BIASED:
+        return {"bias": [round(b, 4) for b in cal.biases[name]]}
+    return {"thresholds": [round(t, 4) for t in cal.thresholds]}

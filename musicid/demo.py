@@ -63,6 +63,10 @@ def demo(
     step("4. evaluate on the test split, every predictor (the prior work's predictor comparison)",
          [exe["eval"], str(runs / "bce"), "--shards", str(shards), "--compare", "--out", str(out / "eval")],
          f"{out / 'eval'}/{{report.md,report.json,pr_curves.png,f1_per_class.png,compare_predictors.png}}")
+    step("4b. evaluate at the frame level, the published 7-instrument protocol, with intervals over recordings",
+         [exe["eval"], str(runs / "bce"), "--shards", str(shards), "--level", "frame", "--predictor", "calibrated",
+          "--instruments", "piano,violin,viola,cello,clarinet,bassoon,horn", "--out", str(out / "eval-frame")],
+         f"{out / 'eval-frame'}/{{report.md,report.json,f1_per_recording.png}}")
     for loss in ("bce", "iou", "mse"):
         step(f"5. loss comparison: {loss}, {compare_epochs} epochs",
              [exe["train"], "--shards", str(shards), "--out", str(runs / f"{loss}-short"), "--epochs",
@@ -73,12 +77,16 @@ def demo(
          f"{out / 'loss-comparison'}/{{report.md,compare_runs.png}}")
     wav = sorted((data / "musicnet" / "musicnet" / "test_data").glob("*.wav"))[0]
     step("7. predict the instruments of one test recording",
-         [exe["predict"], str(wav), "--model", str(runs / "bce"), "-o", str(out / "predict"), "--overwrite"],
-         f"{out / 'predict'}/{wav.stem}.instruments.{{csv,json,png}}")
+         [exe["predict"], str(wav), "--model", str(runs / "bce"), "-o", str(out / "predict"), "--overwrite",
+          "--format", "csv,json,png,html"], f"{out / 'predict'}/{wav.stem}.instruments.{{csv,json,png,html}}")
     report = json.loads((out / "eval" / "report.json").read_text())
     m_ap = report["results"]["top3"]["mAP"]
+    frame = json.loads((out / "eval-frame" / "report.json").read_text())["intervals"]
     print(f"\n=== demo finished in {time.perf_counter() - t0:.0f} s; everything is under {out}/")
+    print(f"listen along: open {(out / 'predict' / f'{wav.stem}.instruments.html').resolve().as_uri()} in a browser")
     print(f"main run (bce, {epochs} epochs): test mAP {m_ap:.3f} (required >= {min_map})")
+    print("frame level, 7 instruments, calibrated: " + "; ".join(
+        f"{k} {v['value']:.3f} [95% CI {v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" for k, v in frame.items()))
     if m_ap < min_map:
         raise MusicidError(f"DEMO QUALITY CHECK FAILED: test mAP {m_ap:.3f} < {min_map}")
 

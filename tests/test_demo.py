@@ -14,13 +14,13 @@ def test_demo_flow_in_miniature(tmp_path):
             "--workers", "1", "--batch-size", "8"]
     r = invoke(app, [*tiny, "--min-map", "0"])
     assert r.exit_code == 0, r.output[-3000:]
-    assert "demo finished" in r.output and "test mAP" in r.output
+    assert "demo finished" in r.output and "test mAP" in r.output and "frame level, 7 instruments" in r.output
     for path in ("shards/manifest.json", "runs/bce/best.pt", "runs/bce/best.calibration.json",
                  "runs/iou-short/metrics.jsonl", "eval/report.md", "eval/compare_predictors.png",
-                 "loss-comparison/compare_runs.png"):
+                 "eval-frame/report.json", "loss-comparison/compare_runs.png"):
         assert (out / path).exists(), path
     report = json.loads((out / "loss-comparison" / "report.json").read_text())
     assert [r.split(" ")[-1] for r in report["runs"]] == ["(bce)", "(iou)", "(mse)"]
-    assert len(list((out / "predict").glob("*.instruments.*"))) == 3
+    assert len(list((out / "predict").glob("*.instruments.*"))) == 4 and "listen along: open file://" in r.output
     r = invoke(app, [*tiny, "--min-map", "1.01"])  # a second run over the first: its own outputs replaced
     assert r.exit_code == 1 and "QUALITY CHECK FAILED" in r.output

@@ -111,9 +111,15 @@ def test_outputs_never_collide_or_overwrite(solo, tmp_path):
         (tmp_path / d / "song.wav").write_bytes(src.read_bytes())
     sf.write(tmp_path / "d1" / "song.flac", sf.read(src)[0], 44100)
     out = tmp_path / "out"
-    args = [tmp_path / "d1" / "song.wav", tmp_path / "d2" / "song.wav", "--model", run, "-o", out, "--format", "json"]
+    args = [tmp_path / "d1" / "song.wav", tmp_path / "d2" / "song.wav", "--model", run, "-o", out, "--format",
+            "json,html"]
     assert invoke(app, args).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["d1_song.wav.instruments.json", "d2_song.wav.instruments.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["d1_song.wav.instruments.html", "d1_song.wav.instruments.json",
+                                                     "d2_song.wav.instruments.html", "d2_song.wav.instruments.json",
+                                                     "index.html"]
+    index = (out / "index.html").read_text()
+    assert "href='d1_song.wav.instruments.html'" in index and "href='d2_song.wav.instruments.html'" in index
+    assert 'src="../d1/song.wav"' in (out / "d1_song.wav.instruments.html").read_text()
     r = invoke(app, args)
     assert r.exit_code == 1 and "already exists" in r.output and "--overwrite" in r.output
     assert invoke(app, [*args, "--overwrite"]).exit_code == 0

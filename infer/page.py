@@ -1,0 +1,133 @@
+"""A listening page: one self-contained HTML file that plays the recording and shows which instruments play
+at the playhead, from the same data as the CSV and JSON outputs.
+
+Inline CSS and JavaScript (from `web/`), no CDN, no server: it works from `file://`. The heat map is drawn on
+a canvas as one pixel column per screen column, so an hour at 0.5 s hop (7,200 windows) draws as fast as a
+minute. The audio is referenced by a relative path from the page; `embed_audio` inlines it as Ogg/Opus
+(mono, 48 kbps, encoded by FFmpeg through PyAV) for mailing the page, up to EMBED_MAX_S of audio.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from musicid.errors import InputError
+from musicid.files import write_text_atomic
+from musicid.pipeline.audio import probe, stream_audio
+
+from .predict import Prediction
+
+WEB = Path(__file__).with_name("web")
+EMBED_MAX_S = 20 * 60  # 20 minutes of mono Opus at 48 kbps: about 7 MB, 9.5 MB as base64 in the page
+OPUS_RATE, OPUS_BITRATE = 48000, 48000
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{css}</style></head>
+<body>
+<header><h1>{title}</h1><div id="meta">{meta}</div></header>
+<main>
+<section id="player"><button id="play" type="button" title="space">Play</button><span id="clock">0:00</span>
+<span class="dim">click or drag on the timeline to seek; space plays and pauses, arrows seek 5 s (shift: 30 s)</span>
+<audio id="audio" preload="auto" src="{src}"></audio></section>
+<div id="view"><div id="labels"></div><div id="plot"><canvas id="heat"></canvas><canvas id="overlay"></canvas>
+<div id="axis"></div></div><ul id="now"></ul></div>
+<table id="summary"><thead><tr><th>instrument</th><th>share of time</th><th>mean probability</th><th>segments</th>
+</tr></thead><tbody>{rows}</tbody></table>
+<p class="dim" id="model">model <code>{model}</code>; predictor <code>{predictor}</code>; {rule}</p>
+</main>
+<script type="application/json" id="data">{data}</script>
+<script>{js}</script>
+</body></html>
+"""
+
+INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>musicid: {n} recordings</title><style>{css}</style></head>
+<body><header><h1>musicid: {n} recordings</h1></header><main><table><thead><tr><th>recording</th>
+<th>duration</th><th>instruments (share of time)</th></tr></thead><tbody>{rows}</tbody></table></main></body></html>
+"""
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def _rule_text(pred: Prediction) -> str:
+    if "top" in pred.rule:
+        return f"the {pred.rule['top']} most probable instruments in each window"
+    key, what = ("thresholds", "thresholds") if "thresholds" in pred.rule else ("bias", "biases subtracted")
+    values = ", ".join(f"{n} {v:.2f}" for n, v in zip(pred.names, pred.rule[key], strict=True))
+    return f"{what}: {values}"
+
+
+def embedded_audio(path: Path) -> str:
+    """The recording as a data: URL of mono Ogg/Opus; refused above EMBED_MAX_S."""
+    import av
+
+    info = probe(path)
+    chunks = stream_audio(info)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=OPUS_RATE)
+        stream.bit_rate, stream.layout = OPUS_BITRATE, "mono"
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=OPUS_RATE)
+        done = 0
+        for chunk in chunks:
+            done += len(chunk)
+            if done > EMBED_MAX_S * info.sample_rate:
+                raise InputError(f"{path}: --embed-audio takes at most {EMBED_MAX_S // 60} min ({EMBED_MAX_S} s) "
+                                 "of audio; leave the audio beside the page instead")
+            frame = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
+            frame.rate = info.sample_rate
+            for f in [*resampler.resample(frame)]:
+                for packet in stream.encode(f):
+                    out.mux(packet)
+        for f in resampler.resample(None):
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return "data:audio/ogg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def page_data(pred: Prediction) -> dict:
+    """What the page's script reads: the same windows, probabilities and segments as the CSV/JSON outputs."""
+    return {"file": pred.path.name, "duration": round(pred.duration_s, 3), "names": pred.names,
+            "starts": np.round(pred.starts, 3).tolist(), "edges": np.round(pred.regions(), 3).tolist(),
+            "probs": np.round(pred.probs, 3).tolist(), "active": pred.active.astype(int).tolist(),
+            "segments": {k: [[round(s, 3), round(e, 3)] for s, e in v] for k, v in pred.segments().items()},
+            "summary": pred.summary(), "predictor": pred.predictor, "rule": pred.rule}
+
+
+def write_html(pred: Prediction, path: Path, embed_audio: bool = False) -> None:
+    src = embedded_audio(pred.path) if embed_audio else quote(os.path.relpath(pred.path.resolve(),
+                                                                             path.parent.resolve()))
+    rows = "".join(f"<tr><td>{html.escape(r['name'])}</td><td class=num>{100 * r['share_of_time']:.1f}%</td>"
+                   f"<td class=num>{r['mean_probability']:.2f}</td><td class=num>{len(r['segments'])}</td></tr>"
+                   for r in pred.summary()) or "<tr><td colspan=4>no instrument found</td></tr>"
+    data = json.dumps(page_data(pred), separators=(",", ":")).replace("</", "<\\/")
+    write_text_atomic(path, PAGE.format(
+        title=html.escape(f"musicid: {pred.path.name}"), css=(WEB / "page.css").read_text(),
+        js=(WEB / "page.js").read_text(), src=html.escape(src),
+        meta=html.escape(f"{_clock(pred.duration_s)} · {len(pred.starts)} windows"),
+        rows=rows, model=html.escape(pred.model), predictor=html.escape(pred.predictor),
+        rule=html.escape(_rule_text(pred)), data=data))
+
+
+def write_index(pages: list[tuple[Path, Prediction]], path: Path) -> None:
+    """A page linking several recordings' pages: name, duration, top instruments."""
+    rows = []
+    for page, pred in pages:
+        top = ", ".join(f"{r['name']} ({100 * r['share_of_time']:.0f}%)" for r in pred.summary()[:3]) or "none"
+        href = quote(os.path.relpath(page.resolve(), path.parent.resolve()))
+        rows.append(f"<tr><td><a href='{html.escape(href)}'>{html.escape(pred.path.name)}</a></td>"
+                    f"<td class=num>{_clock(pred.duration_s)}</td><td>{html.escape(top)}</td></tr>")
+    write_text_atomic(path, INDEX.format(n=len(pages), css=(WEB / "page.css").read_text(), rows="".join(rows)))
