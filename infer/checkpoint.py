@@ -21,7 +21,7 @@ from musicid.pipeline.windows import WindowConfig
 from musicid.records import require
 
 from .calibration import Calibration, read_calibration
-from .model import DROPOUT, InstrumentNet, resolve_device
+from .model import DROPOUT, InstrumentNet, load_torch_file, resolve_device
 
 FORMAT_VERSION = 2
 REQUIRED = ("format_version", "model", "features", "window", "instruments", "normalization", "train_config",
@@ -42,12 +42,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """A validated checkpoint dict; any file that is not one is an InputError naming what is wrong."""
     path = checkpoint_file(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no checkpoint (give a run folder with best.pt, or a .pt file)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for corrupt or foreign files
-        raise InputError(f"{path}: not a loadable musicid checkpoint ({type(exc).__name__})") from exc
+    state = load_torch_file(path, "no checkpoint (give a run folder with best.pt, or a .pt file)",
+                            "not a loadable musicid checkpoint")
     require(state, REQUIRED, f"{path}: not a musicid checkpoint")
     if state["format_version"] != FORMAT_VERSION:
         raise InputError(f"{path}: checkpoint format {state['format_version']!r}, this musicid reads "

@@ -76,15 +76,20 @@ def imagenet_state() -> dict:
         ) from exc
 
 
-def load_weights_file(path: Path) -> dict:
-    """A torchvision resnet18 state dict, or the weights of a musicid checkpoint, loaded without pickle."""
-    path = Path(path)
+def load_torch_file(path: Path, missing: str, foreign: str) -> object:
+    """`torch.load` without pickle (`weights_only=True`); a missing or foreign file is an InputError."""
     if not path.is_file():
-        raise InputError(f"{path}: --pretrained file not found (use none, imagenet or a weights file)")
+        raise InputError(f"{path}: {missing}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for files that are not weights
-        raise InputError(f"{path}: not a PyTorch weights file ({type(exc).__name__})") from exc
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for files that are not its own
+        raise InputError(f"{path}: {foreign} ({type(exc).__name__})") from exc
+
+
+def load_weights_file(path: Path) -> dict:
+    """A torchvision resnet18 state dict, or the weights of a musicid checkpoint."""
+    state = load_torch_file(Path(path), "--pretrained file not found (use none, imagenet or a weights file)",
+                            "not a PyTorch weights file")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a musicid checkpoint: its weights
         state = state["model"]
     return state

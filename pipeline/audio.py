@@ -76,8 +76,10 @@ def _probe_ffmpeg(path: Path) -> AudioInfo:
             if not container.streams.audio:
                 raise AudioError(f"{path}: holds no audio stream")
             stream = container.streams.audio[0]
-            return AudioInfo(path, int(stream.rate or stream.codec_context.sample_rate),
-                             int(stream.codec_context.channels), None, "ffmpeg")
+            rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+            if rate <= 0:
+                raise AudioError(f"{path}: its audio stream states no sample rate")
+            return AudioInfo(path, rate, int(stream.codec_context.channels), None, "ffmpeg")
     except av.FFmpegError as exc:
         raise AudioError(f"{path}: not an audio file that libsndfile or FFmpeg can read") from exc
 
@@ -123,7 +125,7 @@ def _ffmpeg_chunks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
     try:
         with av.open(str(info.path)) as container:
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=info.sample_rate)
+            resampler = av.AudioResampler(format="fltp", rate=info.sample_rate)  # planar float, channels kept
             for frame in frames(container, stream, resampler):
                 pending.append(frame.to_ndarray().mean(axis=0, dtype=np.float32))
                 held += pending[-1].size

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from musicid.errors import InputError
 from musicid.files import output_folder, read_json, write_json_atomic
-from musicid.records import from_fields
+from musicid.records import from_fields, require
 
 from .features import FeatureConfig
 from .layout import find_recordings, read_metadata
@@ -138,20 +138,21 @@ class BuildState:
     @classmethod
     def read(cls, out: Path) -> BuildState | None:
         folder = out / STATE
-        if not folder.exists():
-            return None
-        state = read_json(folder / "build.json", "build state")
+        if not folder.exists() or not (folder / "build.json").exists() and not any(folder.iterdir()):
+            return None  # nothing, or a build stopped before it wrote anything
+        state = require(read_json(folder / "build.json", "build state"), ("build_id", "args"),
+                        f"{folder / 'build.json'}: not a musicid build state")
         done = {p.stem: from_fields(ShardInfo, read_json(p, "shard record"), str(p))
                 for p in sorted((folder / "done").glob("*.json"))}
         return cls(out, state["build_id"], state["args"], done)
 
     def create(self) -> None:
-        for sub in (self.staging, self.tmp, self.folder / "done"):
-            sub.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(self.tmp)  # temporary files of an interrupted run of this same build
-        self.tmp.mkdir()
+        self.folder.mkdir(exist_ok=True)
         write_json_atomic(self.folder / "build.json", {"tool": "musicid build-shards", "build_id": self.build_id,
                                                        "args": self.args})
+        shutil.rmtree(self.tmp, ignore_errors=True)  # temporary files of an interrupted run of this same build
+        for sub in (self.staging, self.tmp, self.folder / "done"):
+            sub.mkdir(exist_ok=True)
         for info in self.done.values():
             self.record(info)
         (self.folder / "pid").write_text(str(os.getpid()))
@@ -179,7 +180,11 @@ def _remove_own(out: Path, previous: Manifest | None, state: BuildState | None) 
 def _open_build(out: Path, args: dict, overwrite: bool) -> tuple[BuildState, Manifest | None]:
     """The state to build with, and an earlier complete manifest if there is one. Refuses, before removing
     anything, an OUT holding shard-named files that no build here wrote."""
-    previous = read_manifest(out) if (out / MANIFEST).exists() else None
+    try:
+        previous = read_manifest(out) if (out / MANIFEST).exists() else None
+    except InputError as exc:
+        raise InputError(f"{exc}; a build replaces only what it can read as its own: move OUT's files away, "
+                         "or choose another OUT") from exc
     state = BuildState.read(out)
     known = {s.name for split in previous.splits.values() for s in split.shards} if previous else set()
     known |= set(state.done) if state else set()
