@@ -31,6 +31,8 @@ bench: setup
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/predict_speed.py
+	$(BIN)/python benchmarks/eval_frames.py
+	$(BIN)/python benchmarks/page_load.py
 
 demo: setup
 	$(BIN)/python -m musicid.demo --out demo

@@ -2,12 +2,18 @@
 
 Writing (stage 2 of a build): each recording's samples are shuffled (seeded per recording) and cut into
 blocks; a split's blocks are permuted and dealt round-robin to its shards, so every shard mixes blocks from
-many recordings and a reader's shuffle buffer sees many recordings at once. `wds.TarWriter` writes each shard
-(fixed mtime: reproducible bytes) under a temporary name that is renamed when the shard is complete. Only
-`.npy` and `.json` members are written.
+many recordings and a reader's shuffle buffer sees many recordings at once. Each shard is a PAX tar (long
+names work) with a fixed mtime (reproducible bytes), written under a temporary name that is renamed when
+the shard is complete. Only `.npy` and `.json` members are written.
+
+Why the standard library's `tarfile` and not `webdataset.TarWriter` (a thin wrapper over it, tried):
+`import webdataset` loads PyTorch, which tripled the build's peak memory (887 MB against 296 MB per
+process) and made it 3 % slower (713x against 736x real time, measured back to back); the offline pipeline
+stays free of PyTorch.
 
 Reading: webdataset stages (`tarfile_to_samples` with a handler that records unreadable shards, `decode`)
-that the trainer and the evaluator compose with their own shuffle and batching stages.
+that the trainer and the evaluator compose with their own shuffle and batching stages; webdataset is
+imported there, by the readers, which have PyTorch loaded anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import logging
 import os
 import re
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +32,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import webdataset as wds
 
 from musicid.errors import InputError
 
@@ -45,6 +51,12 @@ MEMBERS = ("spec.npy", "instruments.npy", "notes.npy", "roll.npy", "json")
 def sample_key(recording: str, start_s: float) -> str:
     """`<recording>_<start sample at 44.1 kHz, zero-padded>`; dots would break WebDataset's key rule."""
     return f"{recording.replace('.', '-')}_{round(start_s * REFERENCE_RATE):010d}"
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o644, "musicid", "musicid"
+    tar.addfile(info, io.BytesIO(data))
 
 
 def _npy(arr: np.ndarray) -> bytes:
@@ -138,10 +150,11 @@ def write_shard(job: ShardJob, record: Callable[[ShardInfo], None]) -> ShardInfo
     """Write one shard under its temporary name, `record` it, then rename it into place: a crash leaves no
     partial shard under a final name, and no final name that the build has not recorded as its own."""
     try:
-        with open(job.tmp, "wb") as fh, wds.TarWriter(fh, encoder=False, mtime=0, user="musicid",
-                                                     group="musicid", mode=0o644) as tar:
+        with tarfile.open(job.tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for sample in _samples(job):
-                tar.write(sample)
+                key = sample.pop("__key__")
+                for member in sorted(sample):
+                    _add(tar, f"{key}.{member}", sample[member])
         info = ShardInfo(job.path.name, int(sum(len(i) for _, i in job.blocks)), job.tmp.stat().st_size,
                          sha256_file(job.tmp))
         record(info)
@@ -254,6 +267,8 @@ def decode_sample(mean: np.ndarray, std: np.ndarray, with_roll: bool = False):
 
 def read_stages(mean: np.ndarray, std: np.ndarray, with_roll: bool = False) -> list:
     """Stages from shard URLs to decoded samples (and `BadShard` markers); callers add split, shuffle, batch."""
+    import webdataset as wds
+
     recorder = BadShardRecorder()
     return [wds.tarfile_to_samples(handler=recorder), recorder.stage,
             wds.map(decode_sample(np.asarray(mean, np.float32), np.asarray(std, np.float32), with_roll))]

@@ -178,3 +178,23 @@ def test_shard_names_cannot_leave_the_folder_or_run_commands(tiny_shards, tmp_pa
     with pytest.raises(InputError, match="is not of the form"):
         read_manifest(tmp_path)
     assert not (tmp_path / "MARKER").exists()
+
+
+def test_full_disk_is_one_line_that_says_what_to_do(synth_root, tmp_path, monkeypatch):
+    from musicid.pipeline import build as build_mod
+
+    def full(job, record):
+        raise OSError(28, "No space left on device", str(job.tmp))
+
+    monkeypatch.setattr(build_mod, "write_shard", full)
+    r = cli("build-shards", synth_root, tmp_path / "o", "--workers", "1", "--shards-per-split", "2")
+    assert r.exit_code == 1 and "No space left on device; free space and rerun" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_trainer_names_a_manifest_that_is_not_one(tmp_path):
+    from musicid.train.cli import app as train_app
+
+    (tmp_path / "manifest.json").write_text('{"splits": {}}')
+    r = invoke(train_app, ["--shards", tmp_path, "--out", tmp_path / "run"])
+    assert r.exit_code == 1 and "not a musicid manifest: missing 'format_version'" in r.output
