@@ -87,7 +87,7 @@ def embedded_audio(path: Path) -> str:
                                  "of audio; leave the audio beside the page instead")
             frame = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
             frame.rate = info.sample_rate
-            for f in [*resampler.resample(frame)]:
+            for f in resampler.resample(frame):
                 for packet in stream.encode(f):
                     out.mux(packet)
         for f in resampler.resample(None):
