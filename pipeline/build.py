@@ -13,6 +13,7 @@ at a time holds OUT (an flock on the folder).
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -231,9 +232,9 @@ def _stage_all(root: Path, state: BuildState, cfg: BuildConfig, workers: int, pr
 def _plan_splits(state: BuildState, cfg: BuildConfig, metas: dict, split_of: dict, ensembles: dict):
     """Shard jobs and split records (without their shards yet) for every split."""
     n_frames, _ = cfg.windows.frames(cfg.features.frame_rate)
-    key_len = max(len(sample_key(rid, 0.0)) for rid in metas)
-    json_len = max(len(rid) + len(e) for rid, e in ensembles.items()) + 80
-    per_sample = sample_bytes(cfg.features.n_mels, n_frames, key_len, json_len)
+    json_len = max(len(json.dumps({"recording": rid, "start_s": 1e5 + 0.123456, "end_s": 1e5 + 0.123456,
+                                   "ensemble": e})) for rid, e in ensembles.items())
+    per_sample = max(sample_bytes(cfg.features.n_mels, n_frames, sample_key(rid, 0.0), json_len) for rid in metas)
     jobs, splits = [], {}
     for split in SPLITS:
         members = sorted(rid for rid, s in split_of.items() if s == split)

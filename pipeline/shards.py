@@ -66,18 +66,19 @@ def _npy(arr: np.ndarray) -> bytes:
 
 
 def _member_bytes(name: str, size: int) -> int:
-    """Bytes a member takes in a tar: its header (plus a PAX header for a long name) and padded data."""
-    pax = 2 * TAR_BLOCK + TAR_BLOCK * (len(name) // TAR_BLOCK) if len(name.encode()) > 100 else 0
+    """Bytes a member takes in a tar: its header (plus a PAX header for a long or non-ASCII name) and padded data."""
+    raw = name.encode()
+    pax = TAR_BLOCK + -(-(len(raw) + 20) // TAR_BLOCK) * TAR_BLOCK if len(raw) > 100 or not name.isascii() else 0
     return pax + TAR_BLOCK + -(-size // TAR_BLOCK) * TAR_BLOCK
 
 
-def sample_bytes(n_mels: int, n_frames: int, key_len: int, json_len: int) -> int:
-    """Exact bytes of one sample in a shard, given its key and JSON lengths: the size cap is computed, not guessed."""
+def sample_bytes(n_mels: int, n_frames: int, key: str, json_len: int) -> int:
+    """Exact bytes of one sample in a shard, given its key and JSON length: the size cap is computed, not guessed."""
     sizes = {"spec.npy": len(_npy(np.zeros((n_mels, n_frames), np.float16))),
              "instruments.npy": len(_npy(np.zeros(N_INSTRUMENTS, np.uint8))),
              "notes.npy": len(_npy(np.zeros(N_PITCHES, np.uint8))),
              "roll.npy": len(_npy(np.zeros((N_INSTRUMENTS, n_frames), np.uint8))), "json": json_len}
-    return sum(_member_bytes("x" * key_len + "." + k, n) for k, n in sizes.items())
+    return sum(_member_bytes(f"{key}.{k}", n) for k, n in sizes.items())
 
 
 def recording_blocks(recording: str, n_samples: int, block_size: int, seed: int) -> list[Block]:
