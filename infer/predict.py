@@ -7,6 +7,7 @@ shards were built with; only a chunk of audio and one window's frames beyond it 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from musicid.pipeline.features import FeatureConfig, LogMelStream, normalise, se
 from musicid.pipeline.windows import frame_index
 
 from .checkpoint import LoadedRun, load_run
-from .predictors import check_predictor, predict, rule_of
+from .predictors import FITTED, check_predictor, predict, rule_of
+
+log = logging.getLogger("musicid")
 
 
 @dataclass
@@ -85,6 +88,14 @@ def _windows(pieces, n_frames: int, hop_frames: int):
         yield total - n_frames, buf[:, -n_frames:]
 
 
+def default_predictor(run: LoadedRun) -> str:
+    """The model's default predictor; `top3` (with a warning) when it needs a calibration the model lacks."""
+    if run.card.default_predictor in FITTED and run.calibration is None:
+        log.warning("warning: no calibration beside %s; predicting with top3 (musicid-eval fits one)", run.path)
+        return "top3"
+    return run.card.default_predictor
+
+
 class _Frames:
     """Log-mel frames of a file decoded `chunk_s` seconds at a time (mono); counts the samples decoded."""
 
@@ -109,7 +120,7 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
     """Window probabilities and predicted instrument sets for one audio file."""
     run = model if isinstance(model, LoadedRun) else load_run(Path(model))
     card = run.card
-    predictor = predictor or card.default_predictor
+    predictor = predictor or default_predictor(run)
     cfg = card.features
     check_predictor(predictor, run.calibration)
     hop_frames = seconds_to_frames(hop_s or card.window.hop_s, cfg.frame_rate)

@@ -78,13 +78,14 @@ def predict_cmd(
 ):
     """Which instruments play, and when: a summary per file, and CSV/JSON/PNG timelines and HTML pages."""
     from .page import write_html, write_index
-    from .predict import predict_file
+    from .predict import default_predictor, predict_file
 
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     if not wanted or any(f not in FORMATS for f in wanted):
         raise InputError(f"--format takes a comma-separated list of {', '.join(FORMATS)}, not {formats!r}")
     r = load_run(model, device)
-    check_predictor(predictor.value if predictor else r.card.default_predictor, r.calibration)
+    chosen = predictor.value if predictor else default_predictor(r)
+    check_predictor(chosen, r.calibration)
     files, other = audio_files(inputs)
     if other:
         log.info("skipped %d file(s) without an audio extension in the given folders", other)
@@ -100,7 +101,7 @@ def predict_cmd(
     failed, pages = 0, []
     for path in files:
         try:
-            pred = predict_file(path, r, predictor.value if predictor else None, hop, chunk)
+            pred = predict_file(path, r, chosen, hop, chunk)
         except AudioError as exc:
             failed += 1
             typer.secho(f"FAILED {exc}", fg=typer.colors.RED, err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -144,3 +145,13 @@ def test_missing_model_or_bad_format_is_a_clear_error(solo, tmp_path):
     assert r.exit_code == 1 and "no checkpoint" in r.output
     r = invoke(app, [tmp_path, "--model", solo[0], "--format", "gif"])
     assert r.exit_code == 1 and "--format" in r.output
+
+
+def test_a_checkpoint_without_its_calibration_predicts_with_top3(solo, tmp_path):
+    run, data = solo
+    src = sorted((data / "test_data").glob("*.wav"))[0]
+    shutil.copy(run / "best.pt", tmp_path / "model.pt")  # the checkpoint alone, mailed without its calibration
+    r = invoke(app, [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out", "--format", "json"])
+    assert r.exit_code == 0 and "predicting with top3" in r.output and "top3):" in r.output
+    r = invoke(app, [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out2", "--predictor", "valmean"])
+    assert r.exit_code == 1 and "needs a calibration" in r.output
