@@ -1,4 +1,9 @@
-"""`build-shards`: MusicNet root -> staged recordings -> block-scattered WebDataset shards + manifest.
+"""`build-shards`: MusicNet root(s) -> staged recordings -> block-scattered WebDataset shards + manifest.
+
+The first root is the main dataset: its test folder is the test split and val comes from its train folder.
+Further roots (e.g. rendered music) add recordings to train only, or to train and val with `extra_val`,
+never to test; their recording ids are prefixed (`src1-`, `src2-`, ...) so ids from different roots never
+collide, and the manifest records each recording's source and per-source counts.
 
 Stage 1 decodes and featurises each recording once (process pool, resumable per recording); stage 2
 writes the shards from memory-mapped staging (process pool, resumable per shard). Peak memory is one
@@ -24,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -36,7 +41,7 @@ from musicid.files import output_folder, read_json, write_json_atomic
 from musicid.records import from_fields, require
 
 from .features import FeatureConfig
-from .layout import find_recordings, read_metadata
+from .layout import Recording, find_recordings, read_metadata
 from .manifest import MANIFEST, SHARD_NAME, Manifest, ShardInfo, SplitInfo, differing_fields, read_manifest, shard_name
 from .shards import ShardJob, plan_capped, sample_bytes, sample_key, sha256_file, write_shard
 from .splits import SPLITS, assign_splits
@@ -57,15 +62,16 @@ class BuildConfig:
     block_size: int = 16
     shards_per_split: int = 8
     max_shard_mb: float = 0.0  # 0: no size cap; else as many shards as it takes for each to stay under it
+    extra_val: bool = False  # recordings of the roots after the first may go to val too (never to test)
     seed: int = 0
 
     def layout(self) -> dict:
         """What the build was asked beyond features, window and seed (the manifest's `build` record)."""
         return {k: v for k, v in asdict(self).items() if k not in ("features", "windows", "seed")}
 
-    def args(self, root: Path) -> dict:
+    def args(self, roots: list[Path]) -> dict:
         """Everything that decides a build's bytes: a build resumes only with the same."""
-        return {"root": str(Path(root).resolve()), "features": self.features.to_dict(),
+        return {"roots": [str(Path(r).resolve()) for r in roots], "features": self.features.to_dict(),
                 "windows": self.windows.to_dict(), "seed": self.seed, **self.layout()}
 
     @staticmethod
@@ -211,9 +217,32 @@ def _ensemble(meta: dict, from_metadata: dict[str, str]) -> str:
     return from_metadata.get(meta["id"]) or ("+".join(names) if names else "silent")
 
 
-def _stage_all(root: Path, state: BuildState, cfg: BuildConfig, workers: int, progress: bool):
+def source_prefix(index: int) -> str:
+    """Recording-id prefix of the index-th root: none for the main dataset, `src1-`, `src2-`, ... after it."""
+    return f"src{index}-" if index else ""
+
+
+def _find_all(roots: list[Path]) -> tuple[list[Recording], dict[str, int], Counter, list[str], dict[str, str]]:
+    """Recordings of every root (extra roots' ids prefixed, their folder `extra`), each one's root index,
+    skips, and ensembles."""
+    recordings, source_of, skipped, details, ensembles = [], {}, Counter(), [], {}
+    for i, root in enumerate(roots):
+        found, skip, detail = find_recordings(root)
+        for r in found:
+            rid = source_prefix(i) + r.id
+            if rid in source_of:
+                raise InputError(f"{r.audio}: recording id {rid} is also in {roots[source_of[rid]]}; rename one")
+            source_of[rid] = i
+            recordings.append(replace(r, id=rid, folder=r.folder if i == 0 else "extra"))
+        skipped.update(skip)
+        details += detail
+        ensembles |= {source_prefix(i) + rid: e for rid, e in read_metadata(root).items()}
+    return recordings, source_of, skipped, details, ensembles
+
+
+def _stage_all(recordings: list[Recording], skipped: Counter, details: list[str], state: BuildState,
+               cfg: BuildConfig, workers: int, progress: bool):
     """Stage 1: every recording decoded and featurised once (reusing what an interrupted build staged)."""
-    recordings, skipped, details = find_recordings(root)
     stage = partial(stage_recording, staging=state.staging, tmp_dir=state.tmp, feat=cfg.features, win=cfg.windows)
     metas, counts = {}, Counter()
     for meta in _run(stage, recordings, workers, "recordings", progress):
@@ -225,8 +254,30 @@ def _stage_all(root: Path, state: BuildState, cfg: BuildConfig, workers: int, pr
         skipped.update(meta["dropped"])
         counts["reused" if meta.get("reused") else "staged_s"] += 1 if meta.get("reused") else meta["seconds"]
     if not metas:
-        raise InputError(f"{root}: none of the {len(recordings)} recordings could be used: " + "; ".join(details[:3]))
+        raise InputError(f"none of the {len(recordings)} recordings could be used: " + "; ".join(details[:3]))
     return metas, skipped, details, counts
+
+
+def _split(metas: dict, ensembles: dict, cfg: BuildConfig) -> dict[str, str]:
+    """Splits by recording: test = the main root's test folder; extra roots go to train, or also to val when
+    asked; never to test."""
+    folders = {rid: m["folder"] for rid, m in metas.items() if m["folder"] != "extra" or cfg.extra_val}
+    split_of = assign_splits({rid: "train" if f == "extra" else f for rid, f in folders.items()}, ensembles,
+                             cfg.val_fraction, cfg.seed)
+    return split_of | {rid: "train" for rid, m in metas.items() if rid not in split_of}
+
+
+def _sources(roots: list[Path], source_of: dict[str, int], metas: dict, state: BuildState) -> list[dict]:
+    """Per root: its recordings, seconds and positives per instrument (windows) among the built samples."""
+    out = []
+    for i, root in enumerate(roots):
+        ids = sorted(rid for rid in metas if source_of[rid] == i)
+        pos = sum((np.load(state.staging / rid / "instruments.npy").sum(axis=0, dtype=np.int64) for rid in ids),
+                  np.zeros(N_INSTRUMENTS, dtype=np.int64))
+        out.append({"root": str(Path(root).resolve()), "recordings": ids,
+                    "seconds": round(sum(metas[r]["seconds"] for r in ids), 3),
+                    "instrument_positives": dict(zip(NAMES, pos.tolist(), strict=True))})
+    return out
 
 
 def _plan_splits(state: BuildState, cfg: BuildConfig, metas: dict, split_of: dict, ensembles: dict):
@@ -285,14 +336,15 @@ class BuildResult:
         return round(self.audio_seconds_processed / self.wall_s, 1) if self.wall_s else None
 
 
-def build_shards(root: Path, out: Path, cfg: BuildConfig, workers: int = WORKERS, overwrite: bool = False,
-                 progress: bool = False) -> BuildResult:
-    """Build (or resume, repair, or confirm) a shard set in `out`."""
+def build_shards(roots: Path | list[Path], out: Path, cfg: BuildConfig, workers: int = WORKERS,
+                 overwrite: bool = False, progress: bool = False) -> BuildResult:
+    """Build (or resume, repair, or confirm) a shard set in `out` from one root or several (main first)."""
     t0 = time.perf_counter()
-    root, out = Path(root), output_folder(out)
+    roots = [Path(r) for r in (roots if isinstance(roots, list | tuple) else [roots])]
+    out = output_folder(out)
     missing: list[str] = []
     with _locked(out):
-        state, previous = _open_build(out, cfg.args(root), overwrite)
+        state, previous = _open_build(out, cfg.args(roots), overwrite)
         if previous is not None:
             missing = [s.name for split in previous.splits.values() for s in split.shards if not state.intact(s.name)]
             if not missing:
@@ -301,18 +353,17 @@ def build_shards(root: Path, out: Path, cfg: BuildConfig, workers: int = WORKERS
             for name in missing:
                 del state.done[name]
         state.create()
-        metas, skipped, details, counts = _stage_all(root, state, cfg, workers, progress)
-        from_metadata = read_metadata(root)
+        recordings, source_of, skipped, details, from_metadata = _find_all(roots)
+        metas, skipped, details, counts = _stage_all(recordings, skipped, details, state, cfg, workers, progress)
         ensembles = {rid: _ensemble(m, from_metadata) for rid, m in metas.items()}
-        split_of = assign_splits({rid: m["folder"] for rid, m in metas.items()}, ensembles, cfg.val_fraction, cfg.seed)
-        jobs, splits, n_frames = _plan_splits(state, cfg, metas, split_of, ensembles)
+        jobs, splits, n_frames = _plan_splits(state, cfg, metas, _split(metas, ensembles, cfg), ensembles)
         for info in _run(partial(_write_one, state=state), jobs, workers, "shards", progress):
             splits[info.name.split("-")[0]].shards.append(info)
         _warn_missing_in_val(splits)
-        manifest = Manifest(state.build_id, cfg.layout() | {"root": state.args["root"]}, cfg.features, cfg.windows,
-                            n_frames, label_rule(cfg.windows), cfg.seed, splits,
+        manifest = Manifest(state.build_id, cfg.layout() | {"roots": state.args["roots"]}, cfg.features,
+                            cfg.windows, n_frames, label_rule(cfg.windows), cfg.seed, splits,
                             _normalisation(state, metas, splits["train"].recordings), ensembles,
-                            dict(sorted(skipped.items())), details)
+                            dict(sorted(skipped.items())), details, _sources(roots, source_of, metas, state))
         write_json_atomic(out / MANIFEST, manifest.to_dict())
         shutil.rmtree(state.folder)
     return BuildResult(manifest, time.perf_counter() - t0, rebuilt_missing=len(missing),

@@ -72,8 +72,10 @@ def index(
 @app.command("build-shards")
 @command
 def build_shards_cmd(
-    root: Path = typer.Argument(..., help="MusicNet root (Kaggle/Zenodo or flat layout)."),
-    out: Path = typer.Argument(Path("shards"), help="Output folder for shards and manifest.json."),
+    paths: list[Path] = typer.Argument(..., metavar="ROOT [ROOT...] [OUT]",
+                                       help="MusicNet root (Kaggle/Zenodo or flat layout), further roots (e.g. "
+                                            "rendered music: train only), then the output folder (default: shards "
+                                            "when one root is given)."),
     window: float = typer.Option(WIN.window_s, min=0.01, help="Window length in seconds."),
     hop: float = typer.Option(WIN.hop_s, min=0.01, help="Seconds between window starts."),
     segmentation: Segmentation = typer.Option(WIN.segmentation, help="windows, or spans (the prior work's samples)."),
@@ -93,20 +95,23 @@ def build_shards_cmd(
     n_fft: int = typer.Option(FEAT.n_fft, min=64, help="FFT size."),
     hop_length: int = typer.Option(FEAT.hop_length, min=16, help="STFT hop in samples at the feature rate."),
     workers: int = typer.Option(WORKERS, min=1, help="Worker processes."),
+    extra_val: bool = typer.Option(BUILD.extra_val, "--extra-val",
+                                   help="Let recordings of the roots after the first go to val too (never test)."),
     seed: int = typer.Option(BUILD.seed, help="Seed for val split, window shuffle and block scatter."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Discard an earlier build in OUT (only what it wrote) and start over."),
 ):
-    """Build WebDataset shards (log-mel, labels, frame roll) from a MusicNet root; resumable."""
+    """Build WebDataset shards (log-mel, labels, frame roll) from MusicNet roots; resumable."""
     from .build import build_shards
 
+    roots, out = (paths, Path("shards")) if len(paths) == 1 else (paths[:-1], paths[-1])
     cfg = BuildConfig(
         features=FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels),
         windows=WindowConfig(window_s=window, hop_s=hop, segmentation=segmentation.value, min_active=min_active),
         val_fraction=val_fraction, block_size=block_size, shards_per_split=shards_per_split,
-        max_shard_mb=max_shard_mb, seed=seed,
+        max_shard_mb=max_shard_mb, extra_val=extra_val, seed=seed,
     )
-    result = build_shards(root, out, cfg, workers=workers, overwrite=overwrite, progress=sys.stderr.isatty())
+    result = build_shards(roots, out, cfg, workers=workers, overwrite=overwrite, progress=sys.stderr.isatty())
     if result.already_complete:
         typer.echo(f"{out}: already complete with these arguments (use --overwrite to rebuild)")
     typer.echo(result.manifest.summary())

@@ -70,6 +70,7 @@ class Manifest:
     ensembles: dict[str, str]
     skipped: dict[str, int]
     skipped_details: list[str]
+    sources: list[dict]  # per root: root, recordings (ids), seconds, instrument_positives
     instruments: list[dict] = field(default_factory=vocabulary)
     format_version: int = FORMAT_VERSION
 
@@ -118,6 +119,9 @@ class Manifest:
             pos = " ".join(f"{s.instrument_positives.get(n, 0):>5}" for n in NAMES)
             lines.append(f"{split:<6}{len(s.recordings):>6}{s.seconds / 3600:>8.2f}{s.samples:>9}"
                          f"{len(s.shards):>7}{mb:>9.1f}  {pos}")
+        if len(self.sources) > 1:
+            lines += [f"source {i}: {src['root']}: {len(src['recordings'])} recordings, {src['seconds'] / 3600:.2f} h"
+                      for i, src in enumerate(self.sources)]
         lines.append("skipped: " + (", ".join(f"{k}={v}" for k, v in self.skipped.items()) or "none"))
         return "\n".join(lines + [f"  {d}" for d in self.skipped_details[:20]])
 

@@ -19,6 +19,7 @@ from musicid.pipeline import shards as shards_mod
 from musicid.pipeline.build import STATE, BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig
 from musicid.pipeline.manifest import read_manifest
+from musicid.pipeline.synth import synthesize
 from musicid.pipeline.windows import WindowConfig
 from tests.conftest import shard_hashes, write_recording
 
@@ -233,3 +234,27 @@ def test_plan_gives_every_shard_a_block():
     assert len(plan) == 4 and all(plan)
     got = sorted((r, int(i)) for shard in plan for r, idx in shard for i in idx)
     assert got == [("a", i) for i in range(5)] + [("b", i) for i in range(3)]
+
+
+def test_further_roots_add_to_train_never_to_test(synth_root, tmp_path):
+    extra = tmp_path / "rendered"
+    synthesize(extra, recordings=6, seconds=2.0, seed=8)  # the same ids 1000... as the main root
+    m = build_shards([synth_root, extra], tmp_path / "o", CFG).manifest
+    main_ids = set(read_manifest(tmp_path / "o").sources[0]["recordings"])
+    assert m.splits["test"].recordings == ["1010", "1011"]  # the main root's test folder, only
+    extra_ids = {r for r in m.sources[1]["recordings"]}
+    assert len(extra_ids) == 6 and all(r.startswith("src1-") for r in extra_ids) and not extra_ids & main_ids
+    assert extra_ids <= set(m.splits["train"].recordings)  # its test folder too: never test, val only if asked
+    assert m.sources[1]["seconds"] == 12.0 and sum(m.sources[1]["instrument_positives"].values()) > 0
+    assert m.build["roots"] == [str(synth_root.resolve()), str(extra.resolve())]
+    with_val = build_shards([synth_root, extra], tmp_path / "v", BuildConfig(shards_per_split=2, val_fraction=0.5,
+                                                                              extra_val=True)).manifest
+    assert any(r.startswith("src1-") for r in with_val.splits["val"].recordings)
+    assert not any(r.startswith("src1-") for r in with_val.splits["test"].recordings)
+
+
+def test_colliding_ids_across_roots_are_refused(tmp_path):
+    main = write_recording(tmp_path / "main", "src1-7", [(0, 44100, 1, 60)])
+    extra = write_recording(tmp_path / "extra", "7", [(0, 44100, 41, 60)])
+    with pytest.raises(InputError, match="recording id src1-7 is also in"):
+        build_shards([main, extra], tmp_path / "o", CFG)

@@ -29,6 +29,9 @@ def test_synth_build_inspect_verify(tmp_path):
     shard.write_bytes(bytes(data))
     r = invoke(app, ["inspect", out, "--verify"])
     assert r.exit_code == 1 and shard.name in r.output and "1 bad" in r.output
+    r = invoke(app, ["synth", tmp_path / "more", "--recordings", "4", "--seconds", "2"])
+    r = invoke(app, ["build-shards", root, tmp_path / "more", tmp_path / "two", "--shards-per-split", "1"])
+    assert r.exit_code == 0 and "source 1:" in r.output and "4 recordings" in r.output, r.output
     shutil.rmtree(out)
     r = invoke(app, ["inspect", out])
     assert r.exit_code == 1 and "no manifest" in r.output
