@@ -9,13 +9,14 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-		echo "note: no chromium; the browser tests of the listening page are skipped (CI installs it)"
+	{ command -v chromium >/dev/null && ldconfig -p | grep -q libfluidsynth.so.3; } || \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libfluidsynth3 >/dev/null; } || \
+		echo "note: no chromium or libfluidsynth3; browser and render tests are skipped (CI installs them)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet torch torchvision
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,render]'
 	touch $(STAMP)
 
 test: setup
@@ -33,6 +34,7 @@ bench: setup
 	$(BIN)/python benchmarks/predict_speed.py
 	$(BIN)/python benchmarks/eval_frames.py
 	$(BIN)/python benchmarks/page_load.py
+	$(BIN)/python benchmarks/render_speed.py
 
 demo: setup
 	$(BIN)/python -m musicid.demo --out demo

@@ -43,15 +43,17 @@ def demo(
     min_map: float = typer.Option(0.55, help="Fail when the main run's test mAP is below this (see README)."),
     workers: int = typer.Option(2, min=1),
     batch_size: int = typer.Option(32, min=1),
+    engine: str = typer.Option("sampled", help="synth's engine: sampled (SoundFont, recording conditions) "
+                                               "or additive."),
 ):
     """The whole mission on the built-in synthetic data, as a user would run it."""
     t0 = time.perf_counter()
     data, shards, runs = out / "data", out / "shards", out / "runs"
     exe = {name: str(BIN / f"musicid-{name}") for name in ("pipeline", "train", "eval", "predict")}
     common = ["--workers", str(workers), "--batch-size", str(batch_size), "--lr", "2e-3", "--overwrite"]
-    step("1. synthesise a MusicNet-layout dataset",
+    step(f"1. synthesise a MusicNet-layout dataset ({engine} instruments)",
          [exe["pipeline"], "synth", str(data), "--recordings", str(recordings), "--seconds", str(seconds),
-          "--overwrite"],
+          "--engine", engine, "--overwrite"],
          str(data))
     step("2. build WebDataset shards",
          [exe["pipeline"], "build-shards", str(data), str(shards), "--val-fraction", "0.2",

@@ -1,4 +1,4 @@
-"""`musicid-pipeline`: synth, index, build-shards, inspect."""
+"""`musicid-pipeline`: synth, render, index, build-shards, inspect."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ from musicid.errors import InputError
 
 from .build import WORKERS, BuildConfig
 from .features import FeatureConfig
-from .synth import RECORDINGS, SECONDS
+from .synth import ENGINES, RECORDINGS, SECONDS
 from .windows import WindowConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
 FEAT, WIN, BUILD = FeatureConfig(), WindowConfig(), BuildConfig()
+
+
+Engine = Enum("Engine", {e: e for e in ENGINES}, type=str)
 
 
 class Segmentation(str, Enum):
@@ -35,15 +38,50 @@ def synth(
     seconds: float = typer.Option(SECONDS, min=1.0, help="Length of each recording in seconds."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same files."),
     ensembles: str = typer.Option("", help="Comma-separated ensembles to use in turn (default: all, weighted)."),
+    engine: Engine = typer.Option(Engine.additive, help="additive timbres, or sampled: the same scores played by a "
+                                                         "SoundFont synthesizer with recording-condition variety."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
     from .synth import synthesize
 
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
-    ids = synthesize(out, recordings, seconds, seed, chosen, overwrite)
+    ids = synthesize(out, recordings, seconds, seed, chosen, overwrite, engine.value)
     typer.echo(f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
                f"({recordings * seconds / 60:.1f} min) under {out}")
+
+
+class Others(str, Enum):
+    drop = "drop"
+    unlabelled = "unlabelled"
+
+
+@app.command()
+@command
+def render(
+    paths: list[Path] = typer.Argument(..., metavar="MIDI... OUT",
+                                       help="MIDI files or folders (searched recursively), then the output folder."),
+    soundfont: list[Path] = typer.Option(None, help="SF2/SF3 SoundFont; repeat for a seeded choice per recording "
+                                                    "(default: TimGM6mb.sf2 from pretty_midi)."),
+    test_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of files in the test folder (seeded)."),
+    others: Others = typer.Option(Others.drop, help="Programs outside the 11 and drums: drop them, or keep them "
+                                                    "audible without labels."),
+    seed: int = typer.Option(0, help="Seed of the split and of every recording's variety."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset render wrote in OUT."),
+):
+    """Render MIDI into a MusicNet-layout dataset with a SoundFont synthesizer and recording-condition variety."""
+    import time
+
+    from .render import render as render_midi
+
+    if len(paths) < 2:
+        raise InputError("render takes MIDI files or folders, then the output folder")
+    t0 = time.perf_counter()
+    result = render_midi(paths[:-1], paths[-1], soundfont or None, test_fraction, others.value, seed, overwrite)
+    wall = time.perf_counter() - t0
+    typer.echo(f"rendered {len(result.ids['train'])} train + {len(result.ids['test'])} test recordings "
+               f"({result.seconds / 60:.1f} min, {result.seconds / wall:.0f}x real time) under {paths[-1]}")
+    typer.echo("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(result.skipped.items())) or "none"))
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from .vocab import INSTRUMENTS
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
 TABLE = 4096
 RECORDINGS, SECONDS = 30, 20.0  # the default dataset: 30 recordings of 20 s
+ENGINES = ("additive", "sampled")
 SOURCE = "musicid synth"  # the metadata's `source`: how synth --overwrite knows a dataset is its own
 
 
@@ -170,17 +171,27 @@ def _voice_notes(name: str, seconds: float, beat: float, rest_p: float, rng: np.
     return notes
 
 
-def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple]]:
-    """Mix one recording; returns audio and label rows (start, end, program, pitch, beats, value)."""
+@dataclass(frozen=True)
+class ScoreNote:
+    name: str  # instrument
+    start: float  # seconds
+    end: float
+    pitch: int
+    start_beat: float
+    end_beat: float
+    value: str
+    loudness: float  # linear amplitude, about 0.05-1
+
+
+def score(ensemble: str, seconds: float, rng: np.random.Generator) -> list[ScoreNote]:
+    """The generator's music for one recording: every voice's notes, with rests, silent gaps and dynamics."""
     voices = ENSEMBLES[ensemble][1]
-    n = int(seconds * RATE)
-    mix = np.zeros(n, dtype=np.float32)
     beat = 60.0 / rng.uniform(70, 140)
     rest_p = 0.1 + 0.06 * max(0, len(voices) - 3)
     gap_len = rng.uniform(0.5, 2.0, size=rng.integers(1, 3)) * min(1.0, seconds / 20)
     gaps = [(g, g + n) for g, n in zip(rng.uniform(0, seconds, size=len(gap_len)), gap_len, strict=True)]
     dyn_rate, dyn_phase = rng.uniform(0.03, 0.15), rng.uniform(0, 6.3)
-    rows = []
+    notes = []
     for name in voices:
         gain = rng.uniform(0.3, 1.0) / np.sqrt(len(voices))
         for start, end, pitch, b0, b1, value in _voice_notes(name, seconds, beat, rest_p, rng, name == "Piano"):
@@ -189,12 +200,23 @@ def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) ->
                     end = start
                 elif start < g0 < end:
                     end = g0
-            i0, i1 = int(start * RATE), int(end * RATE)
-            if i1 - i0 < int(0.05 * RATE):
+            if end - start < 0.05:
                 continue
             loud = gain * rng.uniform(0.4, 1.0) * (0.6 + 0.4 * np.sin(2 * np.pi * dyn_rate * start + dyn_phase))
-            mix[i0:i1] += loud * render_note(name, pitch, i1 - i0, rng)
-            rows.append((i0, i1, PROGRAM[name], pitch, round(b0, 4), round(b1, 4), value))
+            notes.append(ScoreNote(name, start, end, pitch, round(b0, 4), round(b1, 4), value, float(loud)))
+    return notes
+
+
+def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple]]:
+    """Mix one recording with the additive timbres; returns audio and label rows (start, end, program, pitch,
+    beats, value)."""
+    n = int(seconds * RATE)
+    mix = np.zeros(n, dtype=np.float32)
+    rows = []
+    for note in score(ensemble, seconds, rng):
+        i0, i1 = int(note.start * RATE), int(note.end * RATE)
+        mix[i0:i1] += note.loudness * render_note(note.name, note.pitch, i1 - i0, rng)
+        rows.append((i0, i1, PROGRAM[note.name], note.pitch, note.start_beat, note.end_beat, note.value))
     peak = np.abs(mix).max()
     if peak > 0.95:
         mix *= 0.95 / peak
@@ -225,13 +247,23 @@ def _remove_synthetic(out: Path) -> None:
 
 
 def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS, seed: int = 0,
-               ensembles: tuple[str, ...] | None = None, overwrite: bool = False) -> dict[str, list[str]]:
+               ensembles: tuple[str, ...] | None = None, overwrite: bool = False,
+               engine: str = "additive") -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 
     `ensembles` restricts the menu (names from ENSEMBLES, used in turn); by default recordings are drawn
     from all of MusicNet's ensembles, and train and test each start with a set that holds all 11 instruments.
     An existing dataset in `out` is refused (its files would mix with the new ones) unless `overwrite`.
+    `engine`: "additive" (the built-in timbres) or "sampled" (the same scores played by a SoundFont
+    synthesizer with recording-condition variety; needs the render extra).
     """
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "sampled":
+        from .render import _synth, default_soundfont, render_score
+
+        _synth()
+        fonts = [default_soundfont()]
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:  # checked first: bad arguments must not cost an existing dataset
         raise InputError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
@@ -255,18 +287,25 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
         for ensemble in ensembles:
             rid = str(next_id)
             next_id += 1
-            audio, rows = render_recording(ensemble, seconds, np.random.default_rng(next(child_seeds)))
+            rec_rng = np.random.default_rng(next(child_seeds))
+            variety = {}
+            if engine == "sampled":
+                audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts)
+                variety = {"engine": engine, **asdict(var)}
+            else:
+                audio, rows = render_recording(ensemble, seconds, rec_rng)
             sf.write(base / f"{folder}_data" / f"{rid}.wav", audio, RATE, subtype="PCM_16")
             with open(base / f"{folder}_labels" / f"{rid}.csv", "w", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(LABEL_COLUMNS)
                 writer.writerows(rows)
-            meta.append((rid, "Synth", f"Synthetic piece {rid}", "1. Allegro, ma non troppo", ensemble,
-                         SOURCE, "musicid", f"SYN{rid}", int(round(seconds))))
+            meta.append({"id": rid, "composer": "Synth", "composition": f"Synthetic piece {rid}",
+                         "movement": "1. Allegro, ma non troppo", "ensemble": ensemble, "source": SOURCE,
+                         "transcriber": "musicid", "catalog_name": f"SYN{rid}", "seconds": int(round(seconds)),
+                         **variety})
             ids[folder].append(rid)
     with open(out / "musicnet_metadata.csv", "w", newline="") as fh:
-        writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(("id", "composer", "composition", "movement", "ensemble", "source", "transcriber",
-                         "catalog_name", "seconds"))
+        writer = csv.DictWriter(fh, fieldnames=list(meta[0]), quoting=csv.QUOTE_MINIMAL)
+        writer.writeheader()
         writer.writerows(meta)
     return ids

@@ -21,3 +21,17 @@ def test_mix_is_a_power_domain_sum_with_label_union():
     expected = lam.view(-1, 1, 1, 1) * power + (1 - lam.view(-1, 1, 1, 1)) * power[perm]
     assert torch.allclose(10 ** ((mx * 10.0 - 50.0) / 10), expected, rtol=1e-4)
     assert torch.equal(my, torch.maximum(y, y[perm]))
+
+
+def test_recording_conditions_change_levels_not_shapes_and_follow_the_seed():
+    from musicid.train.augment import recording_conditions
+
+    mean, std = torch.full((16,), -50.0), torch.full((16,), 10.0)
+    x = torch.randn(8, 1, 16, 20)
+    torch.manual_seed(3)
+    a = recording_conditions(x, mean, std, frame_rate=86.0, p=1.0)
+    torch.manual_seed(3)
+    b = recording_conditions(x, mean, std, frame_rate=86.0, p=1.0)
+    assert a.shape == x.shape and torch.equal(a, b) and torch.isfinite(a).all()
+    assert not torch.allclose(a, x)
+    assert torch.allclose(recording_conditions(x, mean, std, frame_rate=86.0, p=0.0), x, atol=1e-4)  # identity

@@ -1,4 +1,6 @@
-"""Batch-level mixup for audio: two windows summed as sounds, their instrument sets united.
+"""Batch-level augmentation in the power domain: mixup of sounds, and recording conditions.
+
+Mixup: two windows summed as sounds, their instrument sets united.
 
 Mixing normalised log-mels linearly (image mixup) is not what a mixture of sources sounds like. Here the
 log-mels are taken back to mel power, mixed with a per-sample weight lam ~ Beta(alpha, alpha), and
@@ -20,3 +22,34 @@ def mix_sources(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch
     perm = torch.randperm(len(x), device=x.device)
     mixed = lam * power + (1 - lam) * power[perm]
     return (10.0 * torch.log10(mixed.clamp_min(amin)) - m) / s, torch.maximum(y, y[perm])
+
+
+def recording_conditions(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, frame_rate: float, p: float,
+                         amin: float = 1e-10) -> torch.Tensor:
+    """Recording-condition augmentation of normalised log-mels [B, 1, M, T], in the power domain: each sample
+    gets, each with probability `p`, a gain (-12..+6 dB), a smooth EQ curve (+-6 dB through 4 random points
+    across the mel bins), a noise floor (added power, 25-60 dB under the window's mean level) and a
+    reverberation smear (exponential decay along time, 0.1-0.6 s, 10-50 % wet). Draws from torch's global
+    generator, which the trainer seeds per epoch: resumable."""
+    b, _, m, t = x.shape
+    dev = x.device
+    db = x * std.view(1, 1, -1, 1) + mean.view(1, 1, -1, 1)
+
+    def on() -> torch.Tensor:
+        return (torch.rand(b, 1, 1, 1, device=dev) < p).float()
+
+    db = db + on() * torch.empty(b, 1, 1, 1, device=dev).uniform_(-12, 6)
+    points = torch.empty(b, 1, 1, 4, device=dev).uniform_(-6, 6)
+    curve = torch.nn.functional.interpolate(points.view(b, 1, 4), size=m, mode="linear", align_corners=True)
+    db = db + on() * curve.view(b, 1, m, 1)
+    power = torch.pow(10.0, db / 10.0)
+    level = db.mean(dim=(2, 3), keepdim=True) - torch.empty(b, 1, 1, 1, device=dev).uniform_(25, 60)
+    power = power + on() * torch.pow(10.0, level / 10.0)
+    decay = torch.exp(-6.9 / (torch.empty(b, 1, 1, device=dev).uniform_(0.1, 0.6) * frame_rate))  # -60 dB in RT60
+    wet = on().view(b, 1, 1) * torch.empty(b, 1, 1, device=dev).uniform_(0.1, 0.5)
+    smear, out = torch.zeros(b, 1, m, device=dev), []
+    for k in range(t):
+        smear = power[..., k] + decay * smear
+        out.append((1 - wet) * power[..., k] + wet * (1 - decay) * smear)
+    power = torch.stack(out, dim=-1)
+    return (10.0 * torch.log10(power.clamp_min(amin)) - mean.view(1, 1, -1, 1)) / std.view(1, 1, -1, 1)

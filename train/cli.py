@@ -41,6 +41,9 @@ def train(
     augment: bool = typer.Option(D.spec_augment, "--augment", help="SpecAugment (2 freq + 2 time masks)."),
     mixup: float = typer.Option(D.mixup, min=0.0,
                                 help="Mix windows as sounds, lam ~ Beta(a, a), labels united; 0 = off."),
+    conditions: float = typer.Option(D.conditions, min=0.0, max=1.0,
+                                     help="Recording-condition augmentation: probability of each of gain, EQ, "
+                                          "noise floor and reverb smear per window; 0 = off."),
     shuffle_buffer: int = typer.Option(D.shuffle_buffer, min=1, help="Samples in the shuffle buffer per worker."),
     shard_url: str = typer.Option(None, help="Read shards from this URL template ({name} = each shard's name) "
                                              "instead of beside the manifest."),
@@ -49,7 +52,8 @@ def train(
     cfg = TrainConfig(shards=str(shards), out=str(out), epochs=epochs, batch_size=batch_size, lr=lr,
                       weight_decay=weight_decay, loss=loss.value, pos_weight=pos_weight, pretrained=pretrained,
                       freeze_backbone=freeze_backbone, dropout=dropout, workers=workers, device=device, seed=seed,
-                      spec_augment=augment, mixup=mixup, shuffle_buffer=shuffle_buffer, shard_url=shard_url)
+                      spec_augment=augment, mixup=mixup, conditions=conditions, shuffle_buffer=shuffle_buffer,
+                      shard_url=shard_url)
     trainer = Trainer(cfg)
     try:
         if resume:

@@ -31,7 +31,7 @@ from musicid.pipeline.manifest import differing_fields, read_manifest
 from musicid.pipeline.shards import log_bad, shard_urls
 
 from . import distributed
-from .augment import mix_sources
+from .augment import mix_sources, recording_conditions
 from .losses import make_loss
 from .stream import StreamConfig, check_shard_count, rank_shards, train_loader
 
@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     spec_augment: bool = False
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of sounds (power domain) with label union; 0 = off
+    conditions: float = 0.0  # probability of each recording-condition change (gain, EQ, noise, reverb); 0 = off
     shuffle_buffer: int = 2000
     warmup_frac: float = 0.05
     grad_clip: float = 1.0
@@ -160,6 +161,9 @@ class Trainer:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.cfg.conditions > 0:
+            x = recording_conditions(x, self.norm_mean, self.norm_std, self.card.features.frame_rate,
+                                     self.cfg.conditions)
         if self.cfg.mixup > 0:
             x, y = mix_sources(x, y, self.norm_mean, self.norm_std, self.cfg.mixup)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
