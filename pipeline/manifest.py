@@ -19,7 +19,7 @@ from .splits import SPLITS
 from .vocab import NAMES, vocabulary
 from .windows import WindowConfig
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 # A shard is a plain file beside its manifest: no folders, no URLs, no commands (`pipe:`) can hide in a name.
 SHARD_NAME = re.compile(r"(train|val|test)-\d{6}\.tar")

@@ -159,7 +159,7 @@ def test_out_that_is_a_file_and_bad_options_are_one_line(synth_root, tmp_path):
 
 @pytest.mark.parametrize(("content", "message"), [
     ({"splits": {}}, "missing 'format_version'"),
-    ({"format_version": 2, "splits": {}}, "missing 'window'"),
+    ({"format_version": 3, "splits": {}}, "missing 'window'"),
     ("[1, 2]", "a JSON object was expected"),
     ("{not json", "not valid JSON"),
 ])

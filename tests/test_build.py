@@ -37,7 +37,7 @@ def npy(b):
 
 def test_shard_contract(tiny_shards):
     m = read_manifest(tiny_shards)
-    assert m.format_version == 2 and len(m.instruments) == 11
+    assert m.format_version == 3 and len(m.instruments) == 11
     assert m.instruments[2] == {"program": 41, "name": "Violin", "order": 2}
     assert len(m.normalization["mean"]) == m.features.n_mels == 128 and m.features.fmax == 11025
     raw = json.loads((tiny_shards / "manifest.json").read_text())
