@@ -43,8 +43,8 @@ def demo(
     min_map: float = typer.Option(0.55, help="Fail when the main run's test mAP is below this (see README)."),
     workers: int = typer.Option(2, min=1),
     batch_size: int = typer.Option(32, min=1),
-    engine: str = typer.Option("sampled", help="synth's engine: sampled (SoundFont, recording conditions) "
-                                               "or additive."),
+    engine: str = typer.Option("sampled", help="synth's engine: sampled (SoundFont instruments in varied "
+                                               "recording conditions), or additive (the built-in timbres)."),
 ):
     """The whole mission on the built-in synthetic data, as a user would run it."""
     t0 = time.perf_counter()

@@ -72,9 +72,10 @@ def test_loss_decreases_on_learnable_data(tiny_shards, tmp_path):
     assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
 
 
-@pytest.mark.parametrize("loss", ["iou", "mse"])
-def test_other_losses_train(tiny_shards, tmp_path, loss):
-    (row,) = run(tiny_shards, tmp_path / loss, epochs=1, loss=loss, freeze_backbone=True)
+@pytest.mark.parametrize(("loss", "extra"), [("iou", {}), ("mse", {}),
+                                             ("bce", {"conditions": 0.5, "mixup": 0.4, "spec_augment": True})])
+def test_other_losses_and_augmentations_train(tiny_shards, tmp_path, loss, extra):
+    (row,) = run(tiny_shards, tmp_path / loss, epochs=1, loss=loss, freeze_backbone=True, **extra)
     assert row["train_loss"] > 0 and row["val_mAP"] is not None
 
 
