@@ -43,6 +43,8 @@ def demo(
     min_map: float = typer.Option(0.55, help="Fail when the main run's test mAP is below this (see README)."),
     workers: int = typer.Option(2, min=1),
     batch_size: int = typer.Option(32, min=1),
+    conditions: float = typer.Option(0.5, min=0.0, max=1.0, help="Recording-condition augmentation (chosen on "
+                                                                  "val, see README); 0 = off."),
     engine: str = typer.Option("sampled", help="synth's engine: sampled (SoundFont instruments in varied "
                                                "recording conditions), or additive (the built-in timbres)."),
 ):
@@ -50,7 +52,8 @@ def demo(
     t0 = time.perf_counter()
     data, shards, runs = out / "data", out / "shards", out / "runs"
     exe = {name: str(BIN / f"musicid-{name}") for name in ("pipeline", "train", "eval", "predict")}
-    common = ["--workers", str(workers), "--batch-size", str(batch_size), "--lr", "2e-3", "--overwrite"]
+    common = ["--workers", str(workers), "--batch-size", str(batch_size), "--lr", "2e-3", "--overwrite",
+              "--conditions", str(conditions)]
     step(f"1. synthesise a MusicNet-layout dataset ({engine} instruments)",
          [exe["pipeline"], "synth", str(data), "--recordings", str(recordings), "--seconds", str(seconds),
           "--engine", engine, "--overwrite"],
