@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,27 @@ def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
     if not found:
         raise InputError(f"{root}: no recordings with both audio and labels found under {base}")
     return found, skipped, details
+
+
+def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()) -> Path:
+    """OUT for a dataset a tool writes: refused when it holds one, unless `overwrite` and its metadata shows
+    that tool (`source`, and its own `columns`) wrote every recording: a real MusicNet is never deleted."""
+    from musicid.files import output_folder
+
+    out = output_folder(out)
+    meta = out / "musicnet_metadata.csv"
+    if not (out / "musicnet").exists() and not meta.exists():
+        return out
+    if not overwrite:
+        raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
+    df = pd.read_csv(meta, dtype=str) if meta.is_file() else pd.DataFrame()
+    if not {"source", *columns} <= set(df.columns) or not set(df["source"].fillna("")) <= {source} or (
+            not columns and df.empty):
+        raise InputError(f"{out}: holds a dataset that {source} did not write (see musicnet_metadata.csv); "
+                         "choose another OUT")
+    shutil.rmtree(out / "musicnet", ignore_errors=True)
+    meta.unlink()
+    return out
 
 
 def read_metadata(root: Path) -> dict[str, str]:

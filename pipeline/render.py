@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -30,10 +29,10 @@ import pandas as pd
 import soundfile as sf
 
 from musicid.errors import InputError
-from musicid.files import output_folder
 
 from .features import REFERENCE_RATE
 from .labels import LABEL_COLUMNS
+from .layout import claim_dataset_folder
 from .synth import NOTE_VALUES, PROGRAM, TIMBRES
 from .vocab import INSTRUMENTS
 
@@ -221,16 +220,6 @@ def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path]) 
     return _condition(audio, var, rng), rows, var
 
 
-def _remove_rendered(out: Path) -> None:
-    """Remove a dataset only when its metadata shows render wrote all of it (variety columns, our source)."""
-    meta = out / "musicnet_metadata.csv"
-    df = pd.read_csv(meta, dtype=str) if meta.is_file() else pd.DataFrame()
-    if not {"source", "soundfont", "tempo_scale"} <= set(df.columns) or not set(df["source"]) <= {SOURCE}:
-        raise InputError(f"{out}: holds a dataset that musicid render did not write; choose another OUT")
-    shutil.rmtree(out / "musicnet", ignore_errors=True)
-    meta.unlink()
-
-
 @dataclass
 class RenderResult:
     ids: dict[str, list[str]]
@@ -249,11 +238,7 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
     files = midi_files([Path(p) for p in inputs])
     if not files:
         raise InputError("no MIDI files (.mid, .midi) in the given inputs")
-    out = output_folder(out)
-    if (out / "musicnet").exists() or (out / "musicnet_metadata.csv").exists():
-        if not overwrite:
-            raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
-        _remove_rendered(out)
+    out = claim_dataset_folder(out, overwrite, SOURCE, ("soundfont", "tempo_scale"))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(files))
     n_test = int(round(test_fraction * len(files))) if len(files) > 1 else 0

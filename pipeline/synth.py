@@ -9,19 +9,17 @@ Recordings are drawn from MusicNet's ensembles, with rests, silent gaps and vary
 from __future__ import annotations
 
 import csv
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import soundfile as sf
 
 from musicid.errors import InputError
-from musicid.files import output_folder
 
 from .features import REFERENCE_RATE
 from .labels import LABEL_COLUMNS
+from .layout import claim_dataset_folder
 from .vocab import INSTRUMENTS
 
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
@@ -235,17 +233,6 @@ def _choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...
     return list(COVERAGE[:count]) + [str(e) for e in drawn]
 
 
-def _remove_synthetic(out: Path) -> None:
-    """Remove a dataset only when its metadata shows synth wrote all of it: a real MusicNet is never deleted."""
-    meta = out / "musicnet_metadata.csv"
-    sources = set(pd.read_csv(meta, dtype=str)["source"].fillna("")) if meta.is_file() else set()
-    if sources != {SOURCE}:
-        raise InputError(f"{out}: holds a dataset that musicid synth did not write (see musicnet_metadata.csv); "
-                         "choose another OUT")
-    shutil.rmtree(out / "musicnet", ignore_errors=True)
-    meta.unlink()
-
-
 def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS, seed: int = 0,
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False,
                engine: str = "additive") -> dict[str, list[str]]:
@@ -267,11 +254,7 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:  # checked first: bad arguments must not cost an existing dataset
         raise InputError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
-    out = output_folder(out)
-    if (out / "musicnet").exists() or (out / "musicnet_metadata.csv").exists():
-        if not overwrite:
-            raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
-        _remove_synthetic(out)
+    out = claim_dataset_folder(out, overwrite, SOURCE)
     rng = np.random.default_rng(seed)
     n_test = max(1, round(recordings / 6))
     plan = {"train": _choose_ensembles(recordings - n_test, rng, ensembles),
