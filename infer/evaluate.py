@@ -24,7 +24,6 @@ from .metrics import score_sets
 from .predictors import FITTED, MAX_INSTRUMENTS, THRESHOLD, predict
 
 log = logging.getLogger("musicid")
-LEVELS = ("window", "frame")
 
 
 @dataclass
@@ -112,15 +111,6 @@ def fit_on(model: torch.nn.Module, card: ModelCard, device: torch.device, manife
     noise = calibration.noise_bias(model, card.features, card.window.window_s, card.n_frames, card.mean, card.std,
                                    device)
     return calibration.fit(rows.probs, rows.labels, train_prior(manifest, card.names), noise, card.names, fitted_on)
-
-
-def fit_calibration(run: LoadedRun, manifest: Manifest, shards: Path, url_template: str | None = None,
-                    workers: int = 0) -> calibration.Calibration:
-    """Window-level thresholds and biases from the train manifest and the val split only, never test."""
-    val = collect_predictions(run.model, shard_urls(manifest, shards, "val", url_template), run.card, run.device,
-                              workers)
-    return fit_on(run.model, run.card, run.device, manifest, val.rows("window", 0, None, manifest.window.hop_s),
-                  f"{shards} val split")
 
 
 def instrument_columns(names: list[str], wanted: tuple[str, ...] | None) -> list[int]:

@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 import sys
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -71,6 +72,11 @@ def _describe(exc: Exception) -> str:
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message.splitlines()[0] if message else 'failed'}", fg=typer.colors.RED, err=True)
     sys.exit(code)
+
+
+def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """An option's choices as the Enum Typer validates, from the one tuple that declares them."""
+    return Enum(name, {v: v for v in values}, type=str)
 
 
 class DefaultGroup(TyperGroup):

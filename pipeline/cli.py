@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from enum import Enum
 from pathlib import Path
 
 import typer
 
-from musicid.cli import command, run
+from musicid.cli import choices, command, run
 from musicid.errors import InputError
 
 from .build import WORKERS, BuildConfig
 from .features import FeatureConfig
+from .render import OTHERS
 from .synth import ENGINES, RECORDINGS, SECONDS
-from .windows import WindowConfig
+from .windows import SEGMENTATIONS, WindowConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
 FEAT, WIN, BUILD = FeatureConfig(), WindowConfig(), BuildConfig()
 
 
-Engine = Enum("Engine", {e: e for e in ENGINES}, type=str)
-
-
-class Segmentation(str, Enum):
-    windows = "windows"
-    spans = "spans"
+Engine = choices("Engine", ENGINES)
+Segmentation = choices("Segmentation", SEGMENTATIONS)
+Others = choices("Others", OTHERS)
 
 
 @app.command()
@@ -51,11 +48,6 @@ def synth(
                f"({recordings * seconds / 60:.1f} min) under {out}")
 
 
-class Others(str, Enum):
-    drop = "drop"
-    unlabelled = "unlabelled"
-
-
 @app.command()
 @command
 def render(
@@ -64,7 +56,7 @@ def render(
     soundfont: list[Path] = typer.Option(None, help="SF2/SF3 SoundFont; repeat for a seeded choice per recording "
                                                     "(default: TimGM6mb.sf2 from pretty_midi)."),
     test_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of files in the test folder (seeded)."),
-    others: Others = typer.Option(Others.drop, help="Programs outside the 11 and drums: drop them, or keep them "
+    others: Others = typer.Option(OTHERS[0], help="Programs outside the 11 and drums: drop them, or keep them "
                                                     "audible without labels."),
     seed: int = typer.Option(0, help="Seed of the split and of every recording's variety."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset render wrote in OUT."),

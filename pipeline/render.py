@@ -39,6 +39,7 @@ from .vocab import INSTRUMENTS
 log = logging.getLogger("musicid")
 SOURCE = "musicid render"  # the metadata's `source`: how render --overwrite knows a dataset is its own
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
+OTHERS = ("drop", "unlabelled")  # what becomes of programs outside the 11 and of drums
 GM_TO_MUSICNET = {0: 1, 1: 1, 2: 1, 6: 7, 40: 41, 41: 42, 42: 43, 43: 44, 60: 61, 68: 69, 70: 71, 71: 72, 73: 74}
 NAME_OF = dict(INSTRUMENTS)
 META_COLUMNS = ("id", "composer", "composition", "movement", "ensemble", "source", "transcriber", "catalog_name",
@@ -232,8 +233,8 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
            others: str = "drop", seed: int = 0, overwrite: bool = False) -> RenderResult:
     """Render MIDI files (or folders, recursively) into a MusicNet-layout dataset under `out`."""
     _synth()
-    if others not in ("drop", "unlabelled"):
-        raise InputError(f"--others must be drop or unlabelled, not {others!r}")
+    if others not in OTHERS:
+        raise InputError(f"--others must be one of {', '.join(OTHERS)}, not {others!r}")
     fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
     files = midi_files([Path(p) for p in inputs])
     if not files:

@@ -18,7 +18,6 @@ from musicid.infer.metrics import score_sets
 from musicid.infer.predictors import predict
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig
-from musicid.pipeline.manifest import read_manifest
 from tests.conftest import invoke
 
 P = np.array([[0.9, 0.6, 0.2, 0.1],
@@ -88,8 +87,10 @@ def test_calibration_reads_only_val(tiny_run, tiny_shards, monkeypatch):
         return real(model, urls, *a, **k)
 
     monkeypatch.setattr(evaluate_mod, "collect_predictions", spy)
-    evaluate_mod.fit_calibration(load_run(tiny_run), read_manifest(tiny_shards), tiny_shards)
-    assert seen and all("/val-" in u for urls in seen for u in urls)
+    evaluate_mod.evaluate(load_run(tiny_run), tiny_shards, evaluate_mod.EvalOptions(predictors=("calibrated",)))
+    calibration_urls, test_urls = seen  # the calibration is fitted on the first read, the test split scored after
+    assert calibration_urls and all("/val-" in u for u in calibration_urls)
+    assert test_urls and all("/test-" in u for u in test_urls)
 
 
 def test_eval_cli_end_to_end_never_rewrites_the_checkpoint(tiny_run, tiny_shards, tmp_path):

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from enum import Enum
 from pathlib import Path
 
 import typer
 
-from musicid.cli import command, run
+from musicid.cli import choices, command, run
 
 from .losses import LOSSES
 from .trainer import TrainConfig, Trainer
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
-Loss = Enum("Loss", {n: n for n in LOSSES}, type=str)
+Loss = choices("Loss", LOSSES)
 D = TrainConfig  # defaults are read from the config, declared there once
 
 
