@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,15 @@ def write_recording(root: Path, rid: str, rows: list[tuple], seconds: float = 2.
         w.writerow(LABEL_COLUMNS)
         w.writerows([(*r, 0.0, 1.0, "Quarter") for r in rows])
     return root
+
+
+def tree_digest(root: Path) -> str:
+    """One sha256 over every file's relative path and bytes below `root`: equal trees, equal digests."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode() + p.read_bytes())
+    return h.hexdigest()
 
 
 def shard_hashes(manifest) -> dict[str, str]:

@@ -3,7 +3,6 @@ the rendered root as a further root of build-shards. Needs FluidSynth (`make set
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
@@ -15,7 +14,7 @@ from musicid.errors import InputError
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.cli import app
 from musicid.pipeline.labels import LABEL_COLUMNS, read_labels
-from tests.conftest import invoke
+from tests.conftest import invoke, tree_digest
 
 try:
     import fluidsynth  # noqa: F401
@@ -42,14 +41,6 @@ def write_midi(path, parts, seconds=3.0):
 
 def phrase(start, end, low=60):
     return [(start + 0.25 * k, start + 0.25 * k + 0.22, low + k % 7) for k in range(int((end - start) / 0.25))]
-
-
-def digest(root):
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode() + p.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture()
@@ -83,11 +74,11 @@ def test_render_writes_musicnet_layout_deterministically(midis, tmp_path):
             assert len(notes) == len(labels) and not dropped
     again = tmp_path / "again"
     render([midis], again, test_fraction=0.34, seed=1)
-    assert digest(again / "musicnet") == digest(out / "musicnet")
+    assert tree_digest(again / "musicnet") == tree_digest(out / "musicnet")
     with pytest.raises(InputError, match="already holds a dataset"):
         render([midis], out)
     render([midis], out, seed=2, overwrite=True)  # its own dataset: replaced
-    assert digest(again / "musicnet") != digest(out / "musicnet")
+    assert tree_digest(again / "musicnet") != tree_digest(out / "musicnet")
 
 
 def test_others_are_dropped_or_kept_unlabelled(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,14 +11,7 @@ from musicid.errors import InputError
 from musicid.pipeline.labels import LABEL_COLUMNS
 from musicid.pipeline.synth import TIMBRES, render_note, synthesize
 from musicid.pipeline.vocab import INSTRUMENTS
-
-
-def _digest(root):
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode() + p.read_bytes())
-    return h.hexdigest()
+from tests.conftest import tree_digest
 
 
 def test_layout_and_determinism(tmp_path):
@@ -28,14 +19,14 @@ def test_layout_and_determinism(tmp_path):
     ids = synthesize(a, recordings=6, seconds=2.0, seed=1)
     synthesize(b, recordings=6, seconds=2.0, seed=1)
     synthesize(c, recordings=6, seconds=2.0, seed=2)
-    assert _digest(a) == _digest(b) != _digest(c)
+    assert tree_digest(a) == tree_digest(b) != tree_digest(c)
     with pytest.raises(InputError, match="already holds a dataset"):
         synthesize(c, recordings=6, seconds=2.0, seed=1)
     with pytest.raises(InputError, match="unknown ensemble"):
         synthesize(c, recordings=6, seconds=2.0, seed=1, ensembles=("Kazoo Trio",), overwrite=True)
-    assert _digest(c) != _digest(a) and (c / "musicnet").exists()  # refused before anything was removed
+    assert tree_digest(c) != tree_digest(a) and (c / "musicnet").exists()  # refused before anything was removed
     synthesize(c, recordings=6, seconds=2.0, seed=1, overwrite=True)
-    assert _digest(c) == _digest(a)
+    assert tree_digest(c) == tree_digest(a)
     base = a / "musicnet" / "musicnet"
     for folder in ("train", "test"):
         for rid in ids[folder]:
@@ -80,7 +71,7 @@ def test_overwrite_never_deletes_a_dataset_synth_did_not_write(tmp_path):
     synthesize(tmp_path, recordings=4, seconds=1.0, seed=0)
     meta = tmp_path / "musicnet_metadata.csv"
     meta.write_text(meta.read_text().replace("musicid synth", "European Archive", 1))
-    before = _digest(tmp_path)
+    before = tree_digest(tmp_path)
     with pytest.raises(InputError, match="did not write"):
         synthesize(tmp_path, recordings=4, seconds=1.0, seed=1, overwrite=True)
-    assert _digest(tmp_path) == before
+    assert tree_digest(tmp_path) == before
