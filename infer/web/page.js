@@ -82,7 +82,11 @@
 
   function frame() { update(); if (!audio.paused) requestAnimationFrame(frame); }
   const seek = (t) => { audio.currentTime = Math.min(Math.max(t, 0), D.duration); update(); };
-  const toggle = () => (audio.paused ? audio.play() : audio.pause());
+  const toggle = () => {
+    if (!audio.paused) { audio.pause(); return; }
+    // A pause before playback starts rejects play() with AbortError: expected, not an error.
+    audio.play().catch((e) => { if (e.name !== "AbortError") clock.textContent = `cannot play: ${e.message}`; });
+  };
   const seekTo = (ev) => {
     const r = over.getBoundingClientRect();
     seek((ev.clientX - r.left) / r.width * D.duration);
