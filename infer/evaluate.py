@@ -74,7 +74,8 @@ def collect_predictions(model: torch.nn.Module, urls: list[str], card: ModelCard
     was_training = model.training
     model.eval()
     probs, labels, infos = [], [], []
-    for x, y, info, bad in split_loader(urls, card.mean, card.std, workers=workers, with_roll=with_roll):
+    batches = split_loader(urls, card.mean, card.std, workers=workers, with_roll=with_roll) if urls else []
+    for x, y, info, bad in batches:  # an empty split (e.g. no val recordings) has no shards: no predictions
         for b in bad:
             log_bad(b)
         if x is None:

@@ -35,15 +35,22 @@ def synth(
     seconds: float = typer.Option(SECONDS, min=1.0, help="Length of each recording in seconds."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same files."),
     ensembles: str = typer.Option("", help="Comma-separated ensembles to use in turn (default: all, weighted)."),
+    balance: bool = typer.Option(False, "--balance", help="Weight the ensembles so every instrument is in about "
+                                                          "as many recordings (default: MusicNet's proportions)."),
     engine: Engine = typer.Option(Engine.additive, help="additive timbres, or sampled: the same scores played by a "
                                                          "SoundFont synthesizer with recording-condition variety."),
+    soundfont: list[Path] = typer.Option(None, help="sampled engine: SF2/SF3 SoundFont; repeat for a seeded choice "
+                                                    "per recording (default: TimGM6mb.sf2 from pretty_midi)."),
+    variety: bool = typer.Option(True, help="sampled engine: vary tempo, pitch, dynamics and recording conditions "
+                                            "per recording; --no-variety plays the scores as written, dry."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
     from .synth import synthesize
 
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
-    ids = synthesize(out, recordings, seconds, seed, chosen, overwrite, engine.value)
+    ids = synthesize(out, recordings, seconds, seed, chosen, overwrite, engine.value, soundfont or None, variety,
+                     balance)
     typer.echo(f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
                f"({recordings * seconds / 60:.1f} min) under {out}")
 
@@ -59,6 +66,8 @@ def render(
     others: Others = typer.Option(OTHERS[0], help="Programs outside the 11 and drums: drop them, or keep them "
                                                     "audible without labels."),
     seed: int = typer.Option(0, help="Seed of the split and of every recording's variety."),
+    variety: bool = typer.Option(True, help="Vary tempo, pitch, dynamics and recording conditions per recording; "
+                                            "--no-variety plays each file as written, dry."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset render wrote in OUT."),
 ):
     """Render MIDI into a MusicNet-layout dataset with a SoundFont synthesizer and recording-condition variety."""
@@ -69,7 +78,8 @@ def render(
     if len(paths) < 2:
         raise InputError("render takes MIDI files or folders, then the output folder")
     t0 = time.perf_counter()
-    result = render_midi(paths[:-1], paths[-1], soundfont or None, test_fraction, others.value, seed, overwrite)
+    result = render_midi(paths[:-1], paths[-1], soundfont or None, test_fraction, others.value, seed, overwrite,
+                         variety)
     wall = time.perf_counter() - t0
     typer.echo(f"rendered {len(result.ids['train'])} train + {len(result.ids['test'])} test recordings "
                f"({result.seconds / 60:.1f} min, {result.seconds / wall:.0f}x real time) under {paths[-1]}")

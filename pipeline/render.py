@@ -73,11 +73,19 @@ class Variety:
     comp_ratio: float
     gain_db: float
     noise_dbfs: float
+    velocity_jitter: float = 6.0  # standard deviation added to each note's velocity
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, soundfonts: list[Path]) -> Variety:
+    def draw(cls, rng: np.random.Generator, soundfonts: list[Path], varied: bool = True) -> Variety:
+        """Seeded variety; `varied=False` keeps only the SoundFont choice and plays the score as written, dry."""
+        font = str(soundfonts[rng.integers(len(soundfonts))])
+        if not varied:
+            return cls(font, tempo_scale=1.0, transpose=0, velocity_scale=1.0, timing_jitter_s=0.0, reverb_room=0.0,
+                       reverb_wet=0.0, low_shelf_db=0.0, high_shelf_db=0.0, peak_hz=1000.0, peak_db=0.0,
+                       comp_threshold_db=0.0, comp_ratio=1.0, gain_db=0.0, noise_dbfs=float("-inf"),
+                       velocity_jitter=0.0)
         u = rng.uniform
-        return cls(str(soundfonts[rng.integers(len(soundfonts))]), round(u(0.85, 1.15), 3), int(rng.integers(-2, 3)),
+        return cls(font, round(u(0.85, 1.15), 3), int(rng.integers(-2, 3)),
                    round(u(0.75, 1.15), 3), round(u(0.0, 0.015), 4), round(u(0.05, 0.8), 3), round(u(0.0, 0.35), 3),
                    round(u(-6, 6), 2), round(u(-8, 4), 2), round(float(np.exp(u(np.log(300), np.log(6000)))), 1),
                    round(u(-6, 6), 2), round(u(-30, -10), 2), round(u(1.5, 4.0), 2), round(u(-12, 0), 2),
@@ -137,7 +145,8 @@ def _vary(pm, var: Variety, others: str, rng: np.random.Generator) -> list:
             if not inst.is_drum and (timbre is None or timbre.low <= pitch <= timbre.high) and 0 <= pitch <= 127:
                 n.pitch = pitch
             n.start, n.end = start, end
-            n.velocity = int(np.clip(round(n.velocity * var.velocity_scale + rng.normal(0, 6)), 1, 127))
+            n.velocity = int(np.clip(round(n.velocity * var.velocity_scale + rng.normal(0, var.velocity_jitter)),
+                                         1, 127))
             if label:
                 value = min(NOTE_VALUES, key=lambda v: abs(v[0] - (b1 - b0)))[1]
                 rows.append((int(round(start * REFERENCE_RATE)), int(round(end * REFERENCE_RATE)), label, n.pitch,
@@ -150,14 +159,15 @@ def _condition(audio: np.ndarray, var: Variety, rng: np.random.Generator) -> np.
     """Room, microphone colouring, compression, gain and a noise floor (pedalboard)."""
     import pedalboard as pb
 
-    board = pb.Pedalboard([pb.Reverb(room_size=var.reverb_room, wet_level=var.reverb_wet, dry_level=1.0),
-                           pb.LowShelfFilter(cutoff_frequency_hz=200, gain_db=var.low_shelf_db),
-                           pb.HighShelfFilter(cutoff_frequency_hz=4000, gain_db=var.high_shelf_db),
-                           pb.PeakFilter(cutoff_frequency_hz=var.peak_hz, gain_db=var.peak_db, q=1.0),
-                           pb.Compressor(threshold_db=var.comp_threshold_db, ratio=var.comp_ratio),
-                           pb.Gain(gain_db=var.gain_db)])
-    out = board(audio.astype(np.float32)[None], REFERENCE_RATE)[0]
-    out += (10 ** (var.noise_dbfs / 20) * rng.standard_normal(len(out))).astype(np.float32)
+    effects = [pb.Reverb(room_size=var.reverb_room, wet_level=var.reverb_wet, dry_level=1.0)] if var.reverb_wet else []
+    effects += [pb.LowShelfFilter(cutoff_frequency_hz=200, gain_db=var.low_shelf_db),
+                pb.HighShelfFilter(cutoff_frequency_hz=4000, gain_db=var.high_shelf_db),
+                pb.PeakFilter(cutoff_frequency_hz=var.peak_hz, gain_db=var.peak_db, q=1.0),
+                pb.Compressor(threshold_db=var.comp_threshold_db, ratio=var.comp_ratio),
+                pb.Gain(gain_db=var.gain_db)]
+    out = pb.Pedalboard(effects)(audio.astype(np.float32)[None], REFERENCE_RATE)[0]
+    if np.isfinite(var.noise_dbfs):
+        out += (10 ** (var.noise_dbfs / 20) * rng.standard_normal(len(out))).astype(np.float32)
     peak = np.abs(out).max()
     return out * (0.98 / peak) if peak > 0.98 else out
 
@@ -200,7 +210,8 @@ def _load_synth(soundfont: Path):
     return synth, sfid
 
 
-def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path]) -> tuple[np.ndarray, list, Variety]:
+def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path],
+                 varied: bool = True) -> tuple[np.ndarray, list, Variety]:
     """synth's sampled engine: the generator's score played by the SoundFont path, with the same variety."""
     import pretty_midi
 
@@ -211,7 +222,7 @@ def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path]) 
         velocity = int(np.clip(30 + 110 * min(1.0, 2 * n.loudness), 1, 127))
         inst.notes.append(pretty_midi.Note(velocity, n.pitch, n.start, n.end))
     pm.instruments = list(voices.values())
-    var = Variety.draw(rng, soundfonts)
+    var = Variety.draw(rng, soundfonts, varied)
     rows = _vary(pm, var, "drop", rng)
     synth, sfid = _load_synth(Path(var.soundfont))
     try:
@@ -230,8 +241,9 @@ class RenderResult:
 
 
 def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, test_fraction: float = 0.2,
-           others: str = "drop", seed: int = 0, overwrite: bool = False) -> RenderResult:
-    """Render MIDI files (or folders, recursively) into a MusicNet-layout dataset under `out`."""
+           others: str = "drop", seed: int = 0, overwrite: bool = False, varied: bool = True) -> RenderResult:
+    """Render MIDI files (or folders, recursively) into a MusicNet-layout dataset under `out`; `varied=False`
+    plays each file as written with a dry, unprocessed sound (see Variety.draw)."""
     _synth()
     if others not in OTHERS:
         raise InputError(f"--others must be one of {', '.join(OTHERS)}, not {others!r}")
@@ -253,7 +265,7 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
     meta, ids, skipped, details, seconds = [], {"train": [], "test": []}, Counter(), [], 0.0
     for i, path in enumerate(files):
         file_rng = np.random.default_rng(seeds[i])
-        var = Variety.draw(file_rng, fonts)
+        var = Variety.draw(file_rng, fonts, varied)
         try:
             audio, rows = render_file(path, var, others, file_rng)
         except SkippedMidi as exc:

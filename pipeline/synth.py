@@ -9,6 +9,7 @@ Recordings are drawn from MusicNet's ensembles, with rests, silent gaps and vary
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -223,42 +224,59 @@ def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) ->
     return mix, rows
 
 
-def _choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...] | None = None) -> list[str]:
-    """MusicNet-weighted draws after the coverage set; or, when `only` is given, those ensembles in turn."""
+def ensemble_weights(balanced: bool) -> np.ndarray:
+    """Draw weights of ENSEMBLES. MusicNet-like: the square root of MusicNet's counts, so harpsichord and
+    contrabass stay as rare as there. Balanced: each instrument shares one unit of weight among the ensembles
+    that hold it, so every instrument is expected in at least 1/11 of the recordings."""
+    if not balanced:
+        return np.sqrt([count for count, _ in ENSEMBLES.values()])
+    holders = Counter(name for _, members in ENSEMBLES.values() for name in set(members))
+    return np.array([sum(1 / holders[name] for name in set(members)) for _, members in ENSEMBLES.values()])
+
+
+def choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...] | None = None,
+                      balanced: bool = False) -> list[str]:
+    """Weighted draws (see ensemble_weights) after the coverage set; or, when `only` is given, those ensembles
+    in turn."""
     if only:
         return [only[i % len(only)] for i in range(count)]
     names = list(ENSEMBLES)
-    weights = np.sqrt([ENSEMBLES[e][0] for e in names])
+    weights = ensemble_weights(balanced)
     drawn = rng.choice(names, size=max(count - len(COVERAGE), 0), p=weights / weights.sum())
     return list(COVERAGE[:count]) + [str(e) for e in drawn]
 
 
 def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS, seed: int = 0,
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False,
-               engine: str = "additive") -> dict[str, list[str]]:
+               engine: str = "additive", soundfonts: list[Path] | None = None,
+               varied: bool = True, balanced: bool = False) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 
     `ensembles` restricts the menu (names from ENSEMBLES, used in turn); by default recordings are drawn
-    from all of MusicNet's ensembles, and train and test each start with a set that holds all 11 instruments.
+    from all of MusicNet's ensembles (`balanced`: see ensemble_weights), and train and test each start with a
+    set that holds all 11 instruments.
     An existing dataset in `out` is refused (its files would mix with the new ones) unless `overwrite`.
     `engine`: "additive" (the built-in timbres) or "sampled" (the same scores played by a SoundFont
-    synthesizer with recording-condition variety; needs the render extra).
+    synthesizer with recording-condition variety; needs the render extra), which takes `soundfonts` (default:
+    the General MIDI bank inside pretty_midi) and `varied` (False: the scores as written, dry).
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "sampled":
-        from .render import _synth, default_soundfont, render_score
+        from .render import _synth, check_soundfont, default_soundfont, render_score
 
         _synth()
-        fonts = [default_soundfont()]
+        fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
+    elif soundfonts or not varied:
+        raise InputError("SoundFonts and --no-variety apply to the sampled engine only (--engine sampled)")
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:  # checked first: bad arguments must not cost an existing dataset
         raise InputError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
     out = claim_dataset_folder(out, overwrite, SOURCE)
     rng = np.random.default_rng(seed)
     n_test = max(1, round(recordings / 6))
-    plan = {"train": _choose_ensembles(recordings - n_test, rng, ensembles),
-            "test": _choose_ensembles(n_test, rng, ensembles)}
+    plan = {"train": choose_ensembles(recordings - n_test, rng, ensembles, balanced),
+            "test": choose_ensembles(n_test, rng, ensembles, balanced)}
     base = out / "musicnet" / "musicnet"
     meta, ids = [], {}
     child_seeds = iter(np.random.SeedSequence(seed).spawn(recordings))
@@ -273,7 +291,7 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
             rec_rng = np.random.default_rng(next(child_seeds))
             variety = {}
             if engine == "sampled":
-                audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts)
+                audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied)
                 variety = {"engine": engine, **asdict(var)}
             else:
                 audio, rows = render_recording(ensemble, seconds, rec_rng)

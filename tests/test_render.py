@@ -4,6 +4,7 @@ the rendered root as a further root of build-shards. Needs FluidSynth (`make set
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ except ImportError:
     pytest.skip("no FluidSynth here (make setup installs libfluidsynth3 as root; CI always runs these tests)",
                 allow_module_level=True)
 
-from musicid.pipeline.render import render  # noqa: E402
+from musicid.pipeline.render import default_soundfont, render  # noqa: E402
 
 
 def write_midi(path, parts, seconds=3.0):
@@ -137,3 +138,28 @@ def test_synth_sampled_engine_plays_the_scores_through_the_soundfont(tmp_path):
     assert sr == 44100 and np.abs(audio).max() > 0.01 and len(labels) > 0 and labels.end_time.max() <= len(audio)
     m = build_shards(tmp_path / "s", tmp_path / "shards", BuildConfig(shards_per_split=1, val_fraction=0.0)).manifest
     assert m.skipped == {} and m.splits["train"].samples > 0
+
+
+def test_synth_sampled_takes_soundfonts_and_plays_scores_dry_without_variety(tmp_path):
+    font = tmp_path / "fonts" / "copy.sf2"
+    font.parent.mkdir()
+    shutil.copy(default_soundfont(), font)
+    args = ["synth", "--recordings", "3", "--seconds", "2", "--engine", "sampled", "--seed", "3"]
+    r = invoke(app, [*args[:1], tmp_path / "dry", *args[1:], "--soundfont", font, "--no-variety"])
+    assert r.exit_code == 0, r.output
+    dry = pd.read_csv(tmp_path / "dry" / "musicnet_metadata.csv")
+    assert (dry.soundfont == str(font)).all() and (dry.tempo_scale == 1).all() and (dry.transpose == 0).all()
+    assert (dry.reverb_wet == 0).all() and (dry.velocity_jitter == 0).all() and np.isneginf(dry.noise_dbfs).all()
+    r = invoke(app, [*args[:1], tmp_path / "varied", *args[1:], "--soundfont", font])
+    assert r.exit_code == 0, r.output
+    varied = pd.read_csv(tmp_path / "varied" / "musicnet_metadata.csv")
+    assert (varied.tempo_scale != 1).all() and (varied.reverb_wet > 0).all()
+    # the same seed gives the same scores: the dry labels are the written notes, the varied ones are moved
+    dry_varied = ("dry", "varied")
+    first = sorted((tmp_path / "dry" / "musicnet" / "musicnet" / "train_labels").glob("*.csv"))[0].name
+    notes = {k: pd.read_csv(tmp_path / k / "musicnet" / "musicnet" / "train_labels" / first) for k in dry_varied}
+    assert len(notes["dry"]) == len(notes["varied"]) and not notes["dry"].start_time.equals(notes["varied"].start_time)
+    r = invoke(app, [*args[:1], tmp_path / "x", *args[1:], "--soundfont", tmp_path / "nope.sf2"])
+    assert r.exit_code == 1 and "nope.sf2: no such SoundFont" in r.output
+    r = invoke(app, ["synth", tmp_path / "y", "--recordings", "2", "--soundfont", font])
+    assert r.exit_code == 1 and "sampled engine only" in r.output and not (tmp_path / "y").exists()

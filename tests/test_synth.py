@@ -9,7 +9,7 @@ import soundfile as sf
 
 from musicid.errors import InputError
 from musicid.pipeline.labels import LABEL_COLUMNS
-from musicid.pipeline.synth import TIMBRES, render_note, synthesize
+from musicid.pipeline.synth import ENSEMBLES, TIMBRES, choose_ensembles, ensemble_weights, render_note, synthesize
 from musicid.pipeline.vocab import INSTRUMENTS
 from tests.conftest import tree_digest
 
@@ -75,3 +75,21 @@ def test_overwrite_never_deletes_a_dataset_synth_did_not_write(tmp_path):
     with pytest.raises(InputError, match="did not write"):
         synthesize(tmp_path, recordings=4, seconds=1.0, seed=1, overwrite=True)
     assert tree_digest(tmp_path) == before
+
+
+def test_balanced_draws_give_every_instrument_its_share():
+    """--balance: each instrument holds at least 1/11 of the draw weight (MusicNet's proportions give contrabass
+    and harpsichord under 3 %), and a balanced dataset has rare-instrument recordings a MusicNet-like one lacks."""
+    for balanced, rare_share in ((True, 1 / 11), (False, 0.0)):
+        w = ensemble_weights(balanced)
+        share = {name: sum(wi for wi, (_, members) in zip(w, ENSEMBLES.values(), strict=True)
+                           if name in members) / w.sum()
+                 for _, name in INSTRUMENTS}
+        assert min(share.values()) >= rare_share - 1e-9
+    assert min(share.values()) < 0.03  # the MusicNet-like weights, last in the loop
+    counts = {}
+    for balanced in (False, True):
+        rng = np.random.default_rng(0)
+        drawn = choose_ensembles(200, rng, balanced=balanced)[4:]  # after the coverage set
+        counts[balanced] = sum("Harpsichord" in ENSEMBLES[e][1] for e in drawn)
+    assert counts[True] > 2 * max(counts[False], 1)

@@ -24,7 +24,7 @@ from musicid.pipeline.features import FeatureConfig
 from musicid.train import trainer as trainer_mod
 from musicid.train.cli import app
 from musicid.train.stream import StreamConfig, epoch_order, spec_augment
-from musicid.train.trainer import TrainConfig, Trainer
+from musicid.train.trainer import TrainConfig, Trainer, use_bf16
 from tests.conftest import invoke
 
 FAST = {"batch_size": 8, "workers": 0, "shuffle_buffer": 64}
@@ -106,6 +106,31 @@ def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, synth_ro
     assert resumed[-1]["steps"] == full[-1]["steps"]
     assert resumed[-1]["train_loss"] == pytest.approx(full[-1]["train_loss"], rel=1e-4)
 
+
+
+def test_precision_auto_follows_the_hardware_and_bf16_trains(tiny_shards, tmp_path):
+    cpu = torch.device("cpu")
+    assert use_bf16(cpu, "bf16") and not use_bf16(cpu, "fp32")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert use_bf16(cpu, "auto") == native
+    with pytest.raises(InputError, match="precision must be one of"):
+        use_bf16(cpu, "fp16")
+    rows = {p: run(tiny_shards, tmp_path / p, epochs=1, precision=p, freeze_backbone=True)[0] for p in ("fp32", "bf16")}
+    assert all(np.isfinite(r["train_loss"]) and r["val_mAP"] is not None for r in rows.values())
+    assert rows["fp32"]["train_loss"] != rows["bf16"]["train_loss"]  # the forward pass did run in bf16
+    r = invoke(app, ["--shards", tiny_shards, "--out", tmp_path / "x", "--precision", "fp16"])
+    assert r.exit_code == 1 and "fp16" in r.output
+
+
+def test_a_split_without_val_recordings_trains_and_best_follows_last(synth_root, tmp_path):
+    shards = tmp_path / "shards"
+    build_shards(synth_root, shards, BuildConfig(shards_per_split=2, val_fraction=0.0))
+    r = invoke(app, ["--shards", shards, "--out", tmp_path / "run", "--epochs", "2", "--batch-size", "8",
+                     "--workers", "0", "--freeze-backbone"])
+    assert r.exit_code == 0 and "no val split, best.pt = last.pt" in r.output, r.output
+    assert [row["val_mAP"] for row in metrics(tmp_path / "run")] == [None, None]
+    best, last = (load_checkpoint(tmp_path / "run" / f"{n}.pt") for n in ("best", "last"))
+    assert best["epoch"] == last["epoch"] == 1 and best["default_predictor"] == "top3"
 
 def test_truncated_shard_is_skipped_and_counted(tiny_shards, tmp_path):
     shards = tmp_path / "shards"

@@ -10,11 +10,12 @@ import typer
 from musicid.cli import choices, command, run
 
 from .losses import LOSSES
-from .trainer import TrainConfig, Trainer
+from .trainer import PRECISIONS, TrainConfig, Trainer
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
 Loss = choices("Loss", LOSSES)
+Precision = choices("Precision", PRECISIONS)
 D = TrainConfig  # defaults are read from the config, declared there once
 
 
@@ -34,6 +35,8 @@ def train(
     dropout: float = typer.Option(D.dropout, min=0.0, max=0.9),
     workers: int = typer.Option(D.workers, min=0, help="DataLoader workers per rank."),
     device: str = typer.Option(D.device, help="auto | cpu | cuda."),
+    precision: Precision = typer.Option(D.precision, help="Forward pass: auto = bf16 where the hardware has it "
+                                                          "(CUDA; CPUs with AVX512-BF16 or AMX), else fp32."),
     seed: int = typer.Option(D.seed),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt with the run's settings."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that holds a run."),
@@ -50,7 +53,8 @@ def train(
     """Train a ResNet18 instrument recogniser on WebDataset shards made by musicid-pipeline."""
     cfg = TrainConfig(shards=str(shards), out=str(out), epochs=epochs, batch_size=batch_size, lr=lr,
                       weight_decay=weight_decay, loss=loss.value, pos_weight=pos_weight, pretrained=pretrained,
-                      freeze_backbone=freeze_backbone, dropout=dropout, workers=workers, device=device, seed=seed,
+                      freeze_backbone=freeze_backbone, dropout=dropout, workers=workers, device=device,
+                      precision=precision.value, seed=seed,
                       spec_augment=augment, mixup=mixup, conditions=conditions, shuffle_buffer=shuffle_buffer,
                       shard_url=shard_url)
     trainer = Trainer(cfg)
@@ -62,8 +66,9 @@ def train(
         trainer.close()
     if trainer.dist.is_main and history:
         last = history[-1]
+        best = "no val split, best.pt = last.pt" if trainer.best_map < 0 else f"best {trainer.best_map:.4f}"
         typer.echo(f"trained {len(history)} epoch(s) to epoch {last['epoch']}: val mAP {last.get('val_mAP')}, "
-                   f"best {trainer.best_map:.4f}; run folder {out}")
+                   f"{best}; run folder {out}")
     elif trainer.dist.is_main:
         typer.echo(f"nothing to do: {out} already has {cfg.epochs} epochs")
 

@@ -38,7 +38,8 @@ from .stream import StreamConfig, check_shard_count, rank_shards, train_loader
 log = logging.getLogger("musicid")
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "last.calibration.json",
              "best.calibration.json")
-RESUMABLE = ("workers", "device", "out", "shards", "shard_url")  # may differ when a run is resumed
+RESUMABLE = ("workers", "device", "precision", "out", "shards", "shard_url")  # may differ when a run is resumed
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -56,6 +57,7 @@ class TrainConfig:
     dropout: float = DROPOUT
     workers: int = 2
     device: str = "auto"
+    precision: str = "auto"  # of the forward pass; see use_bf16
     seed: int = 0
     spec_augment: bool = False
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of sounds (power domain) with label union; 0 = off
@@ -76,6 +78,21 @@ def lr_lambda(total_steps: int, warmup_frac: float):
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
 
     return factor
+
+
+def use_bf16(device: torch.device, precision: str) -> bool:
+    """Whether to run the forward pass under bf16 autocast (weights, gradients and the loss stay fp32). `auto`:
+    where the hardware computes bf16 natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX, where it trains
+    about 1.5x faster), else fp32: emulated bf16 would be slower than fp32."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    native = [getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
+                                                                     "_is_amx_tile_supported")]
+    return device.type == "cpu" and any(native)
 
 
 def pos_weights(manifest) -> torch.Tensor:
@@ -102,9 +119,10 @@ class Trainer:
         self.card = ModelCard.from_state(self._card_state(), cfg.shards)
         self.steps_per_epoch = n_train // (self.dist.world_size * cfg.batch_size)
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.pretrained, cfg.freeze_backbone, cfg.dropout).to(self.device)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.bf16 = use_bf16(self.device, cfg.precision)
+        # channels_last: faster convolutions on CUDA and on oneDNN CPUs alike (13 % in fp32 on a 2-core EPYC)
+        self.model = build_model(cfg.pretrained, cfg.freeze_backbone, cfg.dropout).to(
+            self.device, memory_format=torch.channels_last)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = cfg.epochs * self.steps_per_epoch
@@ -159,15 +177,13 @@ class Trainer:
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One optimisation step on a batch; returns its loss."""
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
         if self.cfg.conditions > 0:
             x = recording_conditions(x, self.norm_mean, self.norm_std, self.card.features.frame_rate,
                                      self.cfg.conditions)
         if self.cfg.mixup > 0:
             x, y = mix_sources(x, y, self.norm_mean, self.norm_std, self.cfg.mixup)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            logits = self.ddp(x)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.ddp(x.contiguous(memory_format=torch.channels_last))
         loss = self.loss_fn(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -273,7 +289,8 @@ class Trainer:
             if self.dist.is_main:
                 metrics, cal = self.validate()
                 row.update(metrics, seconds=round(time.perf_counter() - t0, 2))
-                improved = metrics["val_mAP"] is not None and metrics["val_mAP"] > self.best_map
+                # with no val split there is nothing to choose by: best.pt follows last.pt
+                improved = metrics["val_mAP"] is None or metrics["val_mAP"] > self.best_map
                 self.best_map = max(self.best_map, metrics["val_mAP"] or -1.0)
                 state = self.checkpoint_state(epoch, metrics)
                 self._save("last.pt", state, cal)
