@@ -15,13 +15,13 @@ def cli(*args: str) -> None:
     subprocess.run([str(BIN / args[0]), *args[1:], "-q"], check=True, stdout=subprocess.DEVNULL)
 
 
-def synth(out: Path, recordings: int, seed: int, varied: bool = True, soundfont: Path | None = None,
+def synth(out: Path, recordings: int, seed: int, varied: bool = True, soundfonts: tuple[Path, ...] = (),
           ensembles: tuple[str, ...] = ()) -> Path:
     """The built-in scores on the sampled engine, ensembles drawn so every instrument has its share (or the
     given ones in turn); returns the dataset folder."""
     cli("musicid-pipeline", "synth", str(out), "--engine", "sampled", "--recordings", str(recordings),
         "--seed", str(seed), "--balance", "--variety" if varied else "--no-variety",
-        *(["--soundfont", str(soundfont)] if soundfont else []),
+        *(arg for font in soundfonts for arg in ("--soundfont", str(font))),
         *(["--ensembles", ",".join(ensembles)] if ensembles else []))
     return out
 

@@ -148,7 +148,7 @@ def test_synth_sampled_takes_soundfonts_and_plays_scores_dry_without_variety(tmp
     r = invoke(app, [*args[:1], tmp_path / "dry", *args[1:], "--soundfont", font, "--no-variety"])
     assert r.exit_code == 0, r.output
     dry = pd.read_csv(tmp_path / "dry" / "musicnet_metadata.csv")
-    assert (dry.soundfont == str(font)).all() and (dry.tempo_scale == 1).all() and (dry.transpose == 0).all()
+    assert (dry.soundfont == str(font)).all() and (dry.tempo_scale == 1).all() and (dry["transpose"] == 0).all()
     assert (dry.reverb_wet == 0).all() and (dry.velocity_jitter == 0).all() and np.isneginf(dry.noise_dbfs).all()
     r = invoke(app, [*args[:1], tmp_path / "varied", *args[1:], "--soundfont", font])
     assert r.exit_code == 0, r.output
