@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench bench-models clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ bench: setup
 	$(BIN)/python benchmarks/eval_frames.py
 	$(BIN)/python benchmarks/page_load.py
 	$(BIN)/python benchmarks/render_speed.py
+
+# The model-training checks (about 30 min; need: apt-get install musescore-general-soundfont-small fluid-soundfont-gm)
+bench-models: setup
+	$(BIN)/python benchmarks/cross_timbre.py
+	$(BIN)/python benchmarks/rare_classes.py
 
 demo: setup
 	$(BIN)/python -m musicid.demo --out demo
