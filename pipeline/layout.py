@@ -1,17 +1,23 @@
-"""Finding MusicNet recordings on disk (Kaggle/Zenodo or flat layout) and reading the metadata CSV."""
+"""MusicNet's layout on disk (Kaggle/Zenodo or flat): finding recordings, reading the metadata CSV, and
+writing a dataset in it (the folder a tool may claim, one recording's files)."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import soundfile as sf
 
 from musicid.errors import InputError
+from musicid.files import output_folder
 
 from .audio import AUDIO_SUFFIXES
+from .labels import LABEL_COLUMNS
 
 FOLDERS = ("train", "test")
 
@@ -78,8 +84,6 @@ def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
 def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()) -> Path:
     """OUT for a dataset a tool writes: refused when it holds one, unless `overwrite` and its metadata shows
     that tool (`source`, and its own `columns`) wrote every recording: a real MusicNet is never deleted."""
-    from musicid.files import output_folder
-
     out = output_folder(out)
     meta = out / "musicnet_metadata.csv"
     if not (out / "musicnet").exists() and not meta.exists():
@@ -95,6 +99,15 @@ def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple
     meta.unlink()
     return out
 
+
+def write_musicnet_recording(base: Path, folder: str, rid: str, audio: np.ndarray, rate: int, rows: list) -> None:
+    """One recording as MusicNet stores it: `{folder}_data/<rid>.wav` (16-bit PCM) and `{folder}_labels/<rid>.csv`
+    (LABEL_COLUMNS rows); `base` is the dataset's musicnet/musicnet folder, its folders already made."""
+    sf.write(base / f"{folder}_data" / f"{rid}.wav", audio, rate, subtype="PCM_16")
+    with open(base / f"{folder}_labels" / f"{rid}.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(LABEL_COLUMNS)
+        writer.writerows(rows)
 
 def read_metadata(root: Path) -> dict[str, str]:
     """Map recording id -> ensemble from `musicnet_metadata.csv` (empty when the file is absent)."""

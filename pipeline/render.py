@@ -18,7 +18,6 @@ that calling them one of the 11 would teach the wrong timbre. Others (and drums)
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
@@ -26,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
 from musicid.errors import InputError
 
 from .features import REFERENCE_RATE
-from .labels import LABEL_COLUMNS
-from .layout import claim_dataset_folder
+from .layout import claim_dataset_folder, write_musicnet_recording
 from .synth import NOTE_VALUES, PROGRAM, TIMBRES
 from .vocab import INSTRUMENTS
 
@@ -187,12 +184,17 @@ def render_file(path: Path, var: Variety, others: str, rng: np.random.Generator)
     if not rows:
         raise SkippedMidi(f"{path}: none of its instruments is one of the 11 (GM programs {programs})",
                           "midi_without_musicnet_instruments")
+    return _play(pm, var, rng), rows
+
+
+def _play(pm, var: Variety, rng: np.random.Generator) -> np.ndarray:
+    """The varied MIDI through FluidSynth with the recording's SoundFont, then its recording conditions."""
     synth, sfid = _load_synth(Path(var.soundfont))
     try:
         audio = pm.fluidsynth(fs=REFERENCE_RATE, synthesizer=synth, sfid=sfid)
     finally:
         synth.delete()
-    return _condition(audio, var, rng), rows
+    return _condition(audio, var, rng)
 
 
 def _load_synth(soundfont: Path):
@@ -224,12 +226,7 @@ def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path],
     pm.instruments = list(voices.values())
     var = Variety.draw(rng, soundfonts, varied)
     rows = _vary(pm, var, "drop", rng)
-    synth, sfid = _load_synth(Path(var.soundfont))
-    try:
-        audio = pm.fluidsynth(fs=REFERENCE_RATE, synthesizer=synth, sfid=sfid)
-    finally:
-        synth.delete()
-    return _condition(audio, var, rng), rows, var
+    return _play(pm, var, rng), rows, var
 
 
 @dataclass
@@ -274,11 +271,7 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
             log.warning("skipped %s", exc)
             continue
         rid, folder = f"{i + 1:05d}", folder_of[path]
-        sf.write(base / f"{folder}_data" / f"{rid}.wav", audio, REFERENCE_RATE, subtype="PCM_16")
-        with open(base / f"{folder}_labels" / f"{rid}.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(LABEL_COLUMNS)
-            w.writerows(rows)
+        write_musicnet_recording(base, folder, rid, audio, REFERENCE_RATE, rows)
         present = sorted({r[2] for r in rows}, key=[p for p, _ in INSTRUMENTS].index)
         meta.append({"id": rid, "composer": "", "composition": path.stem, "movement": "",
                      "ensemble": "+".join(NAME_OF[p] for p in present), "source": SOURCE, "transcriber": "",

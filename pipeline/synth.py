@@ -14,13 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from musicid.errors import InputError
 
 from .features import REFERENCE_RATE
-from .labels import LABEL_COLUMNS
-from .layout import claim_dataset_folder
+from .layout import claim_dataset_folder, write_musicnet_recording
 from .vocab import INSTRUMENTS
 
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
@@ -295,11 +293,7 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
                 variety = {"engine": engine, **asdict(var)}
             else:
                 audio, rows = render_recording(ensemble, seconds, rec_rng)
-            sf.write(base / f"{folder}_data" / f"{rid}.wav", audio, RATE, subtype="PCM_16")
-            with open(base / f"{folder}_labels" / f"{rid}.csv", "w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(LABEL_COLUMNS)
-                writer.writerows(rows)
+            write_musicnet_recording(base, folder, rid, audio, RATE, rows)
             meta.append({"id": rid, "composer": "Synth", "composition": f"Synthetic piece {rid}",
                          "movement": "1. Allegro, ma non troppo", "ensemble": ensemble, "source": SOURCE,
                          "transcriber": "musicid", "catalog_name": f"SYN{rid}", "seconds": int(round(seconds)),

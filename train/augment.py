@@ -12,20 +12,33 @@ from __future__ import annotations
 
 import torch
 
+from musicid.pipeline.features import FeatureConfig
+
+AMIN = FeatureConfig.amin  # the features' power floor before the log
+
+
+def _db(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Normalised log-mel [B, 1, M, T] back to dB, with the per-bin statistics [M] it was normalised by."""
+    return x * std.view(1, 1, -1, 1) + mean.view(1, 1, -1, 1)
+
+
+def _normalised(power: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, amin: float) -> torch.Tensor:
+    """Mel power to normalised log-mel, as the features are: 10 log10(max(power, amin)), then per bin."""
+    return (10.0 * torch.log10(power.clamp_min(amin)) - mean.view(1, 1, -1, 1)) / std.view(1, 1, -1, 1)
+
 
 def mix_sources(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: float,
-                amin: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
+                amin: float = AMIN) -> tuple[torch.Tensor, torch.Tensor]:
     """x: normalised log-mel [B, 1, M, T]; y: many-hot [B, C]; mean/std: [M] per-bin statistics (dB)."""
-    m, s = mean.view(1, 1, -1, 1), std.view(1, 1, -1, 1)
-    power = torch.pow(10.0, (x * s + m) / 10.0)
+    power = torch.pow(10.0, _db(x, mean, std) / 10.0)
     lam = torch.distributions.Beta(alpha, alpha).sample((len(x),)).to(x.device).view(-1, 1, 1, 1)
     perm = torch.randperm(len(x), device=x.device)
     mixed = lam * power + (1 - lam) * power[perm]
-    return (10.0 * torch.log10(mixed.clamp_min(amin)) - m) / s, torch.maximum(y, y[perm])
+    return _normalised(mixed, mean, std, amin), torch.maximum(y, y[perm])
 
 
 def recording_conditions(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, frame_rate: float, p: float,
-                         amin: float = 1e-10) -> torch.Tensor:
+                         amin: float = AMIN) -> torch.Tensor:
     """Recording-condition augmentation of normalised log-mels [B, 1, M, T], in the power domain: each sample
     gets, each with probability `p`, a gain (-12..+6 dB), a smooth EQ curve (+-6 dB through 4 random points
     across the mel bins), a noise floor (added power, 25-60 dB under the window's mean level) and a
@@ -33,7 +46,7 @@ def recording_conditions(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
     generator, which the trainer seeds per epoch: resumable."""
     b, _, m, t = x.shape
     dev = x.device
-    db = x * std.view(1, 1, -1, 1) + mean.view(1, 1, -1, 1)
+    db = _db(x, mean, std)
 
     def on() -> torch.Tensor:
         return (torch.rand(b, 1, 1, 1, device=dev) < p).float()
@@ -52,4 +65,4 @@ def recording_conditions(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
         smear = power[..., k] + decay * smear
         out.append((1 - wet) * power[..., k] + wet * (1 - decay) * smear)
     power = torch.stack(out, dim=-1)
-    return (10.0 * torch.log10(power.clamp_min(amin)) - mean.view(1, 1, -1, 1)) / std.view(1, 1, -1, 1)
+    return _normalised(power, mean, std, amin)
