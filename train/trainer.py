@@ -149,7 +149,8 @@ class Trainer:
         state = load_checkpoint(self.out / "last.pt")
         old = {"data": {k: state[k] for k in ("features", "window")},
                "train": {k: v for k, v in state["train_config"].items() if k not in RESUMABLE}}
-        new = {"data": {k: self._card_state()[k] for k in ("features", "window")},
+        card = self._card_state()
+        new = {"data": {k: card[k] for k in ("features", "window")},
                "train": {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE}}
         diff = differing_fields(old, new)
         if diff:
