@@ -15,9 +15,8 @@ import time
 
 import torch
 
-from musicid.infer.model import build_model
+from musicid.infer.model import build_model, use_bf16
 from musicid.train.losses import bce_loss
-from musicid.train.trainer import use_bf16
 
 
 def samples_per_s(device: torch.device, steps: int, repeats: int, bf16: bool, channels_last: bool,

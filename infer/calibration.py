@@ -72,7 +72,7 @@ def noise_bias(model: torch.nn.Module, features: FeatureConfig, window_s: float,
                                features)[:, :n_frames], mean, std) for level in np.geomspace(1e-3, 0.3, NOISE_WINDOWS)]
     was_training = model.training
     model.eval()
-    probs = torch.sigmoid(model(torch.from_numpy(np.stack(specs)).to(device))).float().cpu().numpy()
+    probs = model.predict_proba(torch.from_numpy(np.stack(specs)).to(device)).cpu().numpy()
     model.train(was_training)
     return probs.mean(axis=0)
 

@@ -103,4 +103,4 @@ def load_run(run: Path | str, device: str = "auto") -> LoadedRun:
     except (RuntimeError, TypeError) as exc:
         raise InputError(f"{path}: weights do not fit the model ({str(exc).splitlines()[0]})") from exc
     dev = resolve_device(device)
-    return LoadedRun(path, card, model.to(dev).eval(), dev, read_calibration(path))
+    return LoadedRun(path, card, model.to(dev, memory_format=torch.channels_last).eval(), dev, read_calibration(path))

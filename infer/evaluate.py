@@ -80,7 +80,7 @@ def collect_predictions(model: torch.nn.Module, urls: list[str], card: ModelCard
             log_bad(b)
         if x is None:
             continue
-        probs.append(torch.sigmoid(model(x.to(device)).float()).cpu().numpy())
+        probs.append(model.predict_proba(x.to(device)).cpu().numpy())
         labels.append(y.numpy())
         infos += info
     model.train(was_training)

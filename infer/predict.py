@@ -129,7 +129,7 @@ def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | Non
 
     def flush():
         x = torch.from_numpy(np.stack(batch)).to(run.device)
-        probs.append(run.model.predict_proba(x).float().cpu().numpy())
+        probs.append(run.model.predict_proba(x).cpu().numpy())
         batch.clear()
 
     for start, window in _windows(frames, card.n_frames, hop_frames):

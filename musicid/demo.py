@@ -36,11 +36,12 @@ def step(title: str, cmd: list[str], where: str) -> None:
 @command
 def demo(
     out: Path = typer.Option(Path("demo"), help="Folder for everything the demo writes."),
-    recordings: int = typer.Option(320, min=4, help="Many short recordings: more scores, ensembles and rooms "
+    recordings: int = typer.Option(960, min=4, help="Many short recordings: more scores, ensembles and rooms "
                                                      "per training step than a few long ones."),
-    seconds: float = typer.Option(10.0, min=1.0),
-    epochs: int = typer.Option(5, min=1, help="Epochs of the main (bce) run."),
-    compare_epochs: int = typer.Option(1, min=1, help="Epochs of each loss-comparison run."),
+    seconds: float = typer.Option(5.0, min=1.0),
+    epochs: int = typer.Option(4, min=1, help="Epochs of the main (bce) run."),
+    compare_steps: int = typer.Option(80, min=1, help="Optimiser steps of each loss-comparison run (one epoch of "
+                                                      "that many)."),
     min_map: float = typer.Option(0.75, help="Fail when the main run's test mAP is below this (see README)."),
     workers: int = typer.Option(2, min=1),
     batch_size: int = typer.Option(32, min=1),
@@ -58,7 +59,7 @@ def demo(
     step(f"1. synthesise a MusicNet-layout dataset ({engine} instruments, every instrument in its share of "
          "recordings)",
          [exe["pipeline"], "synth", str(data), "--recordings", str(recordings), "--seconds", str(seconds),
-          "--engine", engine, "--balance", "--overwrite"],
+          "--engine", engine, "--balance", "--overwrite", "--workers", str(workers)],
          str(data))
     step("2. build WebDataset shards",
          [exe["pipeline"], "build-shards", str(data), str(shards), "--val-fraction", "0.2",
@@ -75,9 +76,9 @@ def demo(
           "--instruments", "piano,violin,viola,cello,clarinet,bassoon,horn", "--out", str(out / "eval-frame")],
          f"{out / 'eval-frame'}/{{report.md,report.json,f1_per_recording.png}}")
     for loss in ("bce", "iou", "mse"):
-        step(f"5. loss comparison: {loss}, {compare_epochs} epochs",
-             [exe["train"], "--shards", str(shards), "--out", str(runs / f"{loss}-short"), "--epochs",
-              str(compare_epochs), "--loss", loss, *common], str(runs / f"{loss}-short"))
+        step(f"5. loss comparison: {loss}, {compare_steps} steps",
+             [exe["train"], "--shards", str(shards), "--out", str(runs / f"{loss}-short"), "--epochs", "1",
+              "--epoch-steps", str(compare_steps), "--loss", loss, *common], str(runs / f"{loss}-short"))
     step("6. compare the losses (the prior work's loss comparison)",
          [exe["eval"], "compare-runs", *(str(runs / f"{x}-short") for x in ("bce", "iou", "mse")), "--shards",
           str(shards), "--predictor", "valmean", "--out", str(out / "loss-comparison")],

@@ -20,21 +20,18 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from musicid.errors import InputError
 from musicid.files import output_folder, read_json, write_json_atomic
@@ -48,10 +45,10 @@ from .splits import SPLITS, assign_splits
 from .staging import stage_recording
 from .vocab import N_INSTRUMENTS, NAMES
 from .windows import WindowConfig
+from .workers import WORKERS, ordered_map
 
 log = logging.getLogger("musicid")
 STATE = ".musicid-build"
-WORKERS = 2  # processes for decoding and shard writing
 
 
 @dataclass(frozen=True)
@@ -84,24 +81,6 @@ def label_rule(win: WindowConfig) -> str:
         return "spans: one sample per merged span (cropped/tiled to the window), labelled with the span's notes"
     return (f"windows: instrument on when it sounds in >= {win.min_active:g} of the window's frames "
             "(at least one frame); notes: pitches sounding in any frame")
-
-
-def _run(fn: Callable, jobs: list, workers: int, desc: str, progress: bool) -> Iterable:
-    """Map `fn` over jobs in order, in-process for one worker, else in a process pool; with a progress bar."""
-    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
-    if workers <= 1:
-        results = map(fn, jobs)
-    else:
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
-        results = pool.map(fn, jobs)
-    try:
-        for result in results:
-            yield result
-            bar.update()
-    finally:
-        bar.close()
-        if workers > 1:
-            pool.shutdown(cancel_futures=True)
 
 
 @contextmanager
@@ -245,7 +224,7 @@ def _stage_all(recordings: list[Recording], skipped: Counter, details: list[str]
     """Stage 1: every recording decoded and featurised once (reusing what an interrupted build staged)."""
     stage = partial(stage_recording, staging=state.staging, tmp_dir=state.tmp, feat=cfg.features, win=cfg.windows)
     metas, counts = {}, Counter()
-    for meta in _run(stage, recordings, workers, "recordings", progress):
+    for meta in ordered_map(stage, recordings, workers, "recordings", progress):
         if "skipped" in meta:
             skipped["recordings_unreadable_audio"] += 1
             details.append(meta["skipped"])
@@ -357,7 +336,7 @@ def build_shards(roots: Path | list[Path], out: Path, cfg: BuildConfig, workers:
         metas, skipped, details, counts = _stage_all(recordings, skipped, details, state, cfg, workers, progress)
         ensembles = {rid: _ensemble(m, from_metadata) for rid, m in metas.items()}
         jobs, splits, n_frames = _plan_splits(state, cfg, metas, _split(metas, ensembles, cfg), ensembles)
-        for info in _run(partial(_write_one, state=state), jobs, workers, "shards", progress):
+        for info in ordered_map(partial(_write_one, state=state), jobs, workers, "shards", progress):
             splits[info.name.split("-")[0]].shards.append(info)
         _warn_missing_in_val(splits)
         manifest = Manifest(state.build_id, cfg.layout() | {"roots": state.args["roots"]}, cfg.features,

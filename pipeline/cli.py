@@ -11,11 +11,12 @@ import typer
 from musicid.cli import choices, command, run
 from musicid.errors import InputError
 
-from .build import WORKERS, BuildConfig
+from .build import BuildConfig
 from .features import FeatureConfig
 from .render import OTHERS
 from .synth import ENGINES, RECORDINGS, SECONDS
 from .windows import SEGMENTATIONS, WindowConfig
+from .workers import WORKERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
@@ -44,13 +45,14 @@ def synth(
     variety: bool = typer.Option(True, help="sampled engine: vary tempo, pitch, dynamics and recording conditions "
                                             "per recording; --no-variety plays the scores as written, dry."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
+    workers: int = typer.Option(WORKERS, min=1, help="Worker processes (the files are the same for any number)."),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
     from .synth import synthesize
 
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
     ids = synthesize(out, recordings, seconds, seed, chosen, overwrite, engine.value, soundfont or None, variety,
-                     balance)
+                     balance, workers, sys.stderr.isatty())
     typer.echo(f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
                f"({recordings * seconds / 60:.1f} min) under {out}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from musicid.errors import InputError
 from .features import REFERENCE_RATE
 from .layout import claim_dataset_folder, write_musicnet_recording
 from .vocab import INSTRUMENTS
+from .workers import ordered_map
 
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
 TABLE = 4096
@@ -92,6 +94,8 @@ ENSEMBLES: dict[str, tuple[int, tuple[str, ...]]] = {
 COVERAGE = ("Wind and Strings Octet", "Violin and Harpsichord", "Wind Quintet", "Solo Piano")
 NOTE_VALUES = ((0.25, "Sixteenth"), (0.5, "Eighth"), (1.0, "Quarter"), (1.5, "Dotted Quarter"),
                (2.0, "Half"), (3.0, "Dotted Half"), (4.0, "Whole"))
+HELD_P = (.1, .25, .3, .1, .15, .05, .05)
+STRUCK_P = (.3, .4, .2, .05, .05, 0, 0)
 PROGRAM = {name: prog for prog, name in INSTRUMENTS}
 
 
@@ -155,7 +159,7 @@ def _voice_notes(name: str, seconds: float, beat: float, rest_p: float, rng: np.
     centre = rng.integers(t.low + 6, t.high - 6)
     notes, b = [], 0.0
     while b * beat < seconds:
-        length, value = NOTE_VALUES[rng.choice(len(NOTE_VALUES), p=[.1, .25, .3, .1, .15, .05, .05])]
+        length, value = NOTE_VALUES[rng.choice(len(NOTE_VALUES), p=STRUCK_P if t.decay else HELD_P)]
         if not notes or rng.uniform() >= rest_p:
             centre = int(np.clip(centre + rng.integers(-4, 5), t.low + 3, t.high - 3))
             pitches = {centre}
@@ -190,7 +194,7 @@ def score(ensemble: str, seconds: float, rng: np.random.Generator) -> list[Score
     dyn_rate, dyn_phase = rng.uniform(0.03, 0.15), rng.uniform(0, 6.3)
     notes = []
     for name in voices:
-        gain = rng.uniform(0.3, 1.0) / np.sqrt(len(voices))
+        gain = rng.uniform(0.5, 1.0) / np.sqrt(len(voices))
         for start, end, pitch, b0, b1, value in _voice_notes(name, seconds, beat, rest_p, rng, name == "Piano"):
             for g0, g1 in gaps:  # silent gaps: drop notes starting inside, cut notes running into one
                 if g0 <= start < g1:
@@ -244,10 +248,29 @@ def choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...]
     return list(COVERAGE[:count]) + [str(e) for e in drawn]
 
 
+def _write_one(job: tuple, base: Path, seconds: float, engine: str, fonts: list[Path] | None, varied: bool) -> dict:
+    """Render and write one recording (in a worker process); returns its metadata row."""
+    folder, rid, ensemble, child_seed = job
+    rec_rng = np.random.default_rng(child_seed)
+    variety = {}
+    if engine == "sampled":
+        from .render import render_score
+
+        audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied)
+        variety = {"engine": engine, **asdict(var)}
+    else:
+        audio, rows = render_recording(ensemble, seconds, rec_rng)
+    write_musicnet_recording(base, folder, rid, audio, RATE, rows)
+    return {"id": rid, "composer": "Synth", "composition": f"Synthetic piece {rid}",
+            "movement": "1. Allegro, ma non troppo", "ensemble": ensemble, "source": SOURCE,
+            "transcriber": "musicid", "catalog_name": f"SYN{rid}", "seconds": int(round(seconds)), **variety}
+
+
 def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS, seed: int = 0,
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False,
                engine: str = "additive", soundfonts: list[Path] | None = None,
-               varied: bool = True, balanced: bool = False) -> dict[str, list[str]]:
+               varied: bool = True, balanced: bool = False, workers: int = 1,
+               progress: bool = False) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 
     `ensembles` restricts the menu (names from ENSEMBLES, used in turn); by default recordings are drawn
@@ -257,16 +280,19 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     `engine`: "additive" (the built-in timbres) or "sampled" (the same scores played by a SoundFont
     synthesizer with recording-condition variety; needs the render extra), which takes `soundfonts` (default:
     the General MIDI bank inside pretty_midi) and `varied` (False: the scores as written, dry).
+    Each recording has its own seed, so `workers` processes write the same files as one.
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "sampled":
-        from .render import _synth, check_soundfont, default_soundfont, render_score
+        from .render import _synth, check_soundfont, default_soundfont
 
         _synth()
         fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
     elif soundfonts or not varied:
         raise InputError("SoundFonts and --no-variety apply to the sampled engine only (--engine sampled)")
+    else:
+        fonts = None
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:  # checked first: bad arguments must not cost an existing dataset
         raise InputError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
@@ -276,29 +302,17 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     plan = {"train": choose_ensembles(recordings - n_test, rng, ensembles, balanced),
             "test": choose_ensembles(n_test, rng, ensembles, balanced)}
     base = out / "musicnet" / "musicnet"
-    meta, ids = [], {}
-    child_seeds = iter(np.random.SeedSequence(seed).spawn(recordings))
-    next_id = 1000
-    for folder, ensembles in plan.items():
+    for folder in plan:
         (base / f"{folder}_data").mkdir(parents=True, exist_ok=True)
         (base / f"{folder}_labels").mkdir(parents=True, exist_ok=True)
-        ids[folder] = []
-        for ensemble in ensembles:
-            rid = str(next_id)
-            next_id += 1
-            rec_rng = np.random.default_rng(next(child_seeds))
-            variety = {}
-            if engine == "sampled":
-                audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied)
-                variety = {"engine": engine, **asdict(var)}
-            else:
-                audio, rows = render_recording(ensemble, seconds, rec_rng)
-            write_musicnet_recording(base, folder, rid, audio, RATE, rows)
-            meta.append({"id": rid, "composer": "Synth", "composition": f"Synthetic piece {rid}",
-                         "movement": "1. Allegro, ma non troppo", "ensemble": ensemble, "source": SOURCE,
-                         "transcriber": "musicid", "catalog_name": f"SYN{rid}", "seconds": int(round(seconds)),
-                         **variety})
-            ids[folder].append(rid)
+    placed = [(folder, ensemble) for folder, members in plan.items() for ensemble in members]
+    seeds = np.random.SeedSequence(seed).spawn(len(placed))
+    jobs = [(folder, str(1000 + i), ensemble, seeds[i]) for i, (folder, ensemble) in enumerate(placed)]
+    one = partial(_write_one, base=base, seconds=seconds, engine=engine, fonts=fonts, varied=varied)
+    # spawned, not forked: a FluidSynth instance once created in this process (the SoundFont check above)
+    # leaves state behind that deadlocks a forked child's own FluidSynth
+    meta = list(ordered_map(one, jobs, workers, "recordings", progress, start="spawn"))
+    ids = {folder: [rid for f, rid, *_ in jobs if f == folder] for folder in plan}
     with open(out / "musicnet_metadata.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(meta[0]), quoting=csv.QUOTE_MINIMAL)
         writer.writeheader()

@@ -163,3 +163,21 @@ def test_synth_sampled_takes_soundfonts_and_plays_scores_dry_without_variety(tmp
     assert r.exit_code == 1 and "nope.sf2: no such SoundFont" in r.output
     r = invoke(app, ["synth", tmp_path / "y", "--recordings", "2", "--soundfont", font])
     assert r.exit_code == 1 and "sampled engine only" in r.output and not (tmp_path / "y").exists()
+
+
+def test_sampled_engine_mixes_each_part_at_its_score_level():
+    """A SoundFont's presets differ in volume and decay (TimGM6mb's held piano ends ~8 dB under its cello): the
+    sampled engine scales each part to its score loudness over the time it is held, so parts the labels call
+    present are heard at the level the score gives them."""
+    from musicid.pipeline.render import render_score
+    from musicid.pipeline.synth import ScoreNote
+
+    def levels_db(piano_loudness):
+        notes = [ScoreNote("Piano", 0.0, 1.0, 60, 0.0, 1.0, "Quarter", piano_loudness),
+                 ScoreNote("Cello", 1.5, 2.5, 48, 1.5, 2.5, "Quarter", 0.5)]
+        audio, rows, _ = render_score(notes, np.random.default_rng(0), [default_soundfont()], varied=False)
+        rms = [np.sqrt(np.mean(audio[r[0]:r[1]] ** 2)) for r in rows]
+        return 20 * np.log10(rms[0] / rms[1])
+
+    assert abs(levels_db(0.5)) < 1.0  # equal score loudness: equal level
+    assert abs(levels_db(0.25) + 6.0) < 1.0  # half the loudness: 6 dB under

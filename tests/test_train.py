@@ -18,13 +18,13 @@ from torchvision.models import resnet18
 from musicid.errors import InputError
 from musicid.infer.calibration import read_calibration
 from musicid.infer.checkpoint import REQUIRED, load_checkpoint
-from musicid.infer.model import build_model
+from musicid.infer.model import build_model, use_bf16
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig
 from musicid.train import trainer as trainer_mod
 from musicid.train.cli import app
 from musicid.train.stream import StreamConfig, epoch_order, spec_augment
-from musicid.train.trainer import TrainConfig, Trainer, use_bf16
+from musicid.train.trainer import TrainConfig, Trainer
 from tests.conftest import invoke
 
 FAST = {"batch_size": 8, "workers": 0, "shuffle_buffer": 64}
@@ -159,6 +159,14 @@ def test_shards_from_a_url_template_on_the_command_line(tiny_shards, tmp_path):
     (row,) = run(manifest, tmp_path / "run", epochs=1, freeze_backbone=True,
                  shard_url=f"pipe:cat {tiny_shards}/{{name}}")
     assert row["steps"] > 0 and row["bad_shards"] == [] and row["val_mAP"] is not None
+
+
+def test_epoch_steps_makes_short_equal_runs_and_refuses_more_than_a_pass(tiny_shards, tmp_path):
+    history = run(tiny_shards, tmp_path / "short", epochs=2, epoch_steps=2)
+    assert [r["steps"] for r in history] == [2, 4] and history[-1]["lr"] == 0  # the schedule spans the short run
+    r = invoke(app, ["--shards", tiny_shards, "--out", tmp_path / "r", "--epoch-steps", "100000", "--workers", "0"])
+    assert r.exit_code == 1 and "--epoch-steps 100000 is more than one pass over the train split" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "r").exists()
 
 
 def test_too_few_shards_or_samples_are_refused(tiny_shards, tmp_path):

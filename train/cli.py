@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 
 from musicid.cli import choices, command, run
+from musicid.infer.model import PRECISIONS
 
 from .losses import LOSSES
-from .trainer import PRECISIONS, TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
@@ -25,6 +26,9 @@ def train(
     shards: Path = typer.Option(..., "--shards", help="Shard folder with manifest.json, or a manifest path."),
     out: Path = typer.Option(Path("runs/default"), "--out", help="Run folder: checkpoints, metrics, config."),
     epochs: int = typer.Option(D.epochs, min=1),
+    epoch_steps: int = typer.Option(D.epoch_steps, min=0, help="Optimiser steps per epoch, at most one pass over "
+                                                            "the train split (0 = one pass): short runs of equal "
+                                                            "length, such as the demo's loss comparison."),
     batch_size: int = typer.Option(D.batch_size, min=1, help="Per-rank batch size."),
     lr: float = typer.Option(D.lr, min=0.0, help="Peak AdamW learning rate (after warm-up)."),
     weight_decay: float = typer.Option(D.weight_decay, min=0.0),
@@ -51,10 +55,10 @@ def train(
                                              "instead of beside the manifest."),
 ):
     """Train a ResNet18 instrument recogniser on WebDataset shards made by musicid-pipeline."""
-    cfg = TrainConfig(shards=str(shards), out=str(out), epochs=epochs, batch_size=batch_size, lr=lr,
-                      weight_decay=weight_decay, loss=loss.value, pos_weight=pos_weight, pretrained=pretrained,
-                      freeze_backbone=freeze_backbone, dropout=dropout, workers=workers, device=device,
-                      precision=precision.value, seed=seed,
+    cfg = TrainConfig(shards=str(shards), out=str(out), epochs=epochs, epoch_steps=epoch_steps,
+                      batch_size=batch_size, lr=lr, weight_decay=weight_decay, loss=loss.value,
+                      pos_weight=pos_weight, pretrained=pretrained, freeze_backbone=freeze_backbone, dropout=dropout,
+                      workers=workers, device=device, precision=precision.value, seed=seed,
                       spec_augment=augment, mixup=mixup, conditions=conditions, shuffle_buffer=shuffle_buffer,
                       shard_url=shard_url)
     trainer = Trainer(cfg)

@@ -26,7 +26,7 @@ from musicid.infer import calibration
 from musicid.infer.checkpoint import FORMAT_VERSION, ModelCard, load_checkpoint, save_checkpoint
 from musicid.infer.evaluate import collect_predictions, fit_on
 from musicid.infer.metrics import macro_f1, per_class_ap
-from musicid.infer.model import DROPOUT, build_model, resolve_device
+from musicid.infer.model import DROPOUT, build_model, resolve_device, use_bf16
 from musicid.pipeline.manifest import differing_fields, read_manifest
 from musicid.pipeline.shards import log_bad, shard_urls
 
@@ -39,7 +39,6 @@ log = logging.getLogger("musicid")
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "last.calibration.json",
              "best.calibration.json")
 RESUMABLE = ("workers", "device", "precision", "out", "shards", "shard_url")  # may differ when a run is resumed
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -47,6 +46,7 @@ class TrainConfig:
     shards: str
     out: str
     epochs: int = 10
+    epoch_steps: int = 0  # optimiser steps per epoch, at most one pass over the train split; 0 = one pass
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -80,21 +80,6 @@ def lr_lambda(total_steps: int, warmup_frac: float):
     return factor
 
 
-def use_bf16(device: torch.device, precision: str) -> bool:
-    """Whether to run the forward pass under bf16 autocast (weights, gradients and the loss stay fp32). `auto`:
-    where the hardware computes bf16 natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX, where it trains
-    1.7x faster on a 2-core EPYC), else fp32: emulated bf16 would be slower than fp32."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    native = [getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
-                                                                     "_is_amx_tile_supported")]
-    return device.type == "cpu" and any(native)
-
-
 def pos_weights(manifest) -> torch.Tensor:
     """Per-class (negatives / positives) of the train split, clipped to [1, 100]."""
     split = manifest.splits["train"]
@@ -117,7 +102,11 @@ class Trainer:
             raise InputError(f"{cfg.shards}: the train split has {n_train} samples, fewer than world_size "
                              f"{self.dist.world_size} x batch size {cfg.batch_size}; lower --batch-size")
         self.card = ModelCard.from_state(self._card_state(), cfg.shards)
-        self.steps_per_epoch = n_train // (self.dist.world_size * cfg.batch_size)
+        one_pass = n_train // (self.dist.world_size * cfg.batch_size)
+        if cfg.epoch_steps > one_pass:
+            raise InputError(f"{cfg.shards}: --epoch-steps {cfg.epoch_steps} is more than one pass over the train "
+                             f"split ({one_pass} steps of {self.dist.world_size} x {cfg.batch_size} samples)")
+        self.steps_per_epoch = cfg.epoch_steps or one_pass
         torch.manual_seed(cfg.seed)
         self.bf16 = use_bf16(self.device, cfg.precision)
         # channels_last: faster convolutions on CUDA and on oneDNN CPUs alike (6-13 % in fp32 on a 2-core EPYC)
