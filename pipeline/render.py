@@ -188,32 +188,36 @@ def render_file(path: Path, var: Variety, others: str, rng: np.random.Generator)
 
 
 def _play(pm, var: Variety, rng: np.random.Generator, levels: dict[int, float] | None = None) -> np.ndarray:
-    """The varied MIDI through FluidSynth with the recording's SoundFont, then its recording conditions.
-
-    `levels` (program -> level) balances the parts: each instrument is played alone and scaled so that its RMS
-    over the time it sounds is its level, instead of whatever its preset's volume and decay give. A SoundFont's
-    presets differ by several dB (TimGM6mb's piano starts 6 dB under its cello and fades 20 dB in 1.5 s) and
-    would otherwise bury parts the labels call present. Without `levels` the file's own mix stands."""
+    """The varied MIDI through FluidSynth with the recording's SoundFont, then its recording conditions;
+    with `levels`, the parts mixed at those levels (see _mix_parts), else the file's own mix."""
     synth, sfid = _load_synth(Path(var.soundfont))
     try:
         if levels is None:
             audio = pm.fluidsynth(fs=REFERENCE_RATE, synthesizer=synth, sfid=sfid)
         else:
-            audio = np.zeros(0)
-            for inst in pm.instruments:
-                stem = inst.fluidsynth(fs=REFERENCE_RATE, synthesizer=synth, sfid=sfid)
-                held = np.zeros(len(stem), dtype=bool)
-                for note in inst.notes:
-                    held[int(note.start * REFERENCE_RATE): int(note.end * REFERENCE_RATE)] = True
-                rms = np.sqrt(np.mean(stem[held] ** 2)) if held.any() else 0.0
-                if len(stem) > len(audio):
-                    audio = np.pad(audio, (0, len(stem) - len(audio)))
-                if rms > 0:
-                    audio[: len(stem)] += stem * (levels[inst.program] / rms)
-            audio /= max(np.abs(audio).max(), 1e-9)  # peak 1, as FluidSynth's own mix above
+            audio = _mix_parts(pm, synth, sfid, levels)
     finally:
         synth.delete()
     return _condition(audio, var, rng)
+
+
+def _mix_parts(pm, synth, sfid: int, levels: dict[int, float]) -> np.ndarray:
+    """Each instrument (GM program -> level) played alone and scaled so that its RMS over the time its notes
+    are held is its level, instead of what its preset's volume and decay give: presets differ by several dB
+    (TimGM6mb's piano starts about 6 dB under its cello, and a held note fades 20 dB in 1.5 s) and would
+    bury parts the labels call present. Peak 1, as FluidSynth's own mix."""
+    audio = np.zeros(0)
+    for inst in pm.instruments:
+        stem = inst.fluidsynth(fs=REFERENCE_RATE, synthesizer=synth, sfid=sfid)
+        held = np.zeros(len(stem), dtype=bool)
+        for note in inst.notes:
+            held[int(note.start * REFERENCE_RATE): int(note.end * REFERENCE_RATE)] = True
+        rms = np.sqrt(np.mean(stem[held] ** 2)) if held.any() else 0.0
+        if len(stem) > len(audio):
+            audio = np.pad(audio, (0, len(stem) - len(audio)))
+        if rms > 0:
+            audio[: len(stem)] += stem * (levels[inst.program] / rms)
+    return audio / max(np.abs(audio).max(), 1e-9)
 
 
 def _load_synth(soundfont: Path):
@@ -243,6 +247,7 @@ def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path],
         velocity = int(np.clip(30 + 110 * min(1.0, 2 * n.loudness), 1, 127))
         inst.notes.append(pretty_midi.Note(velocity, n.pitch, n.start, n.end))
     pm.instruments = list(voices.values())
+    # each part at its mean score loudness, as the additive engine plays it
     levels = {inst.program: float(np.mean([n.loudness for n in notes if n.name == name]))
               for name, inst in voices.items()}
     var = Variety.draw(rng, soundfonts, varied)

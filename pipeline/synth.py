@@ -94,6 +94,8 @@ ENSEMBLES: dict[str, tuple[int, tuple[str, ...]]] = {
 COVERAGE = ("Wind and Strings Octet", "Violin and Harpsichord", "Wind Quintet", "Solo Piano")
 NOTE_VALUES = ((0.25, "Sixteenth"), (0.5, "Eighth"), (1.0, "Quarter"), (1.5, "Dotted Quarter"),
                (2.0, "Half"), (3.0, "Dotted Half"), (4.0, "Whole"))
+# Note-value weights over NOTE_VALUES: bowed and blown parts hold notes; struck and plucked parts, whose tone
+# decays, move in shorter values, as keyboard writing re-strikes instead of holding.
 HELD_P = (.1, .25, .3, .1, .15, .05, .05)
 STRUCK_P = (.3, .4, .2, .05, .05, 0, 0)
 PROGRAM = {name: prog for prog, name in INSTRUMENTS}
@@ -194,7 +196,7 @@ def score(ensemble: str, seconds: float, rng: np.random.Generator) -> list[Score
     dyn_rate, dyn_phase = rng.uniform(0.03, 0.15), rng.uniform(0, 6.3)
     notes = []
     for name in voices:
-        gain = rng.uniform(0.5, 1.0) / np.sqrt(len(voices))
+        gain = rng.uniform(0.5, 1.0) / np.sqrt(len(voices))  # parts within 6 dB: each is written to be heard
         for start, end, pitch, b0, b1, value in _voice_notes(name, seconds, beat, rest_p, rng, name == "Piano"):
             for g0, g1 in gaps:  # silent gaps: drop notes starting inside, cut notes running into one
                 if g0 <= start < g1:

@@ -10,7 +10,7 @@ from tests.conftest import invoke
 
 def test_demo_flow_in_miniature(tmp_path):
     out = tmp_path / "demo"
-    tiny = ["--out", out, "--recordings", "16", "--seconds", "2", "--epochs", "1", "--compare-epochs", "1",
+    tiny = ["--out", out, "--recordings", "16", "--seconds", "2", "--epochs", "1", "--compare-steps", "2",
             "--workers", "1", "--batch-size", "8"]
     r = invoke(app, [*tiny, "--min-map", "0"])
     assert r.exit_code == 0, r.output[-3000:]
