@@ -168,5 +168,34 @@ def compare_runs(
     typer.echo(f"reports: {out}/report.md, report.json, compare_runs.png")
 
 
+@app.command("clips")
+@command
+def clips_cmd(
+    folder: Path = typer.Argument(..., help="Labelled clips: labels.csv (file,instruments) and audio/ beside it."),
+    model: Path = typer.Option(None, "--model", help="Run folder or checkpoint (default: the shipped model)."),
+    out: Path = typer.Option(None, help="Also write clips.json and clips.md here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace clips.json and clips.md in OUT."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+):
+    """Score a model on labelled real clips: solo top-1/top-3, clip mAP, per class, and how sure it is on
+    instruments outside the 11."""
+    from musicid.files import output_folder, refuse_existing, write_json_atomic, write_text_atomic
+
+    from .clips import clips_table, score_clips
+    from .shipped import resolve_model
+
+    if out is not None:
+        refuse_existing([out / "clips.json", out / "clips.md"], overwrite)
+    r = load_run(resolve_model(model), device)
+    result = score_clips(r, folder)
+    text = clips_table(result)
+    typer.echo(f"{r.path} on {folder}\n{text}")
+    if out is not None:
+        output_folder(out)
+        write_json_atomic(out / "clips.json", {"model": str(r.path), "folder": str(folder), **result})
+        write_text_atomic(out / "clips.md", f"# musicid-eval clips: {r.path} on {folder}\n\n{text}\n")
+        typer.echo(f"reports: {out}/clips.json, clips.md")
+
+
 def main() -> None:
     run(app, "musicid-eval")

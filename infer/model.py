@@ -17,6 +17,8 @@ from torchvision.models import ResNet18_Weights, resnet18
 from musicid.errors import InputError
 from musicid.pipeline.vocab import N_INSTRUMENTS
 
+from .shipped import shipped_model
+
 IMAGENET_FILE = "resnet18-f37072fd.pth"
 DROPOUT = 0.2
 PRECISIONS = ("auto", "fp32", "bf16")  # of the forward pass
@@ -117,10 +119,14 @@ def use_bf16(device: torch.device, precision: str) -> bool:
 
 
 def build_model(pretrained: str = "none", freeze_backbone: bool = False, dropout: float = DROPOUT) -> InstrumentNet:
-    """`pretrained`: 'none', 'imagenet', or a weights file (torchvision resnet18 or a musicid checkpoint)."""
+    """`pretrained`: 'none', 'imagenet', 'default' (the shipped model), or a weights file (torchvision resnet18
+    or a musicid checkpoint)."""
     model = InstrumentNet(dropout=dropout)
     if pretrained == "imagenet":
         model.load_backbone(imagenet_state(), "ImageNet weights")
+    elif pretrained == "default":
+        path = shipped_model()
+        model.load_backbone({k: v.float() for k, v in load_weights_file(path).items()}, str(path))
     elif pretrained != "none":
         model.load_backbone(load_weights_file(Path(pretrained)), pretrained)
     if freeze_backbone:

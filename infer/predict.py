@@ -1,6 +1,7 @@
 """Which instruments play, and when, in any audio file: chunked features, batched inference, timeline.
 
-Python API: `predict_file(path, model)` -> `Prediction` (model: a run folder, a checkpoint or a LoadedRun).
+Python API: `predict_file(path, model=None)` -> `Prediction` (model: a run folder, a checkpoint, a LoadedRun,
+or by default the model shipped in the package).
 The file is decoded in chunks and featurised with `LogMelStream`, the streaming form of the function the
 shards were built with; only a chunk of audio and one window's frames beyond it are held.
 """
@@ -21,6 +22,7 @@ from musicid.pipeline.windows import frame_index
 
 from .checkpoint import LoadedRun, load_run
 from .predictors import FITTED, check_predictor, predict, rule_of
+from .shipped import resolve_model
 
 log = logging.getLogger("musicid")
 
@@ -115,10 +117,11 @@ class _Frames:
 
 
 @torch.no_grad()
-def predict_file(path: Path, model: LoadedRun | Path | str, predictor: str | None = None, hop_s: float | None = None,
-                 chunk_s: float = CHUNK_S, batch_size: int = 64) -> Prediction:
-    """Window probabilities and predicted instrument sets for one audio file."""
-    run = model if isinstance(model, LoadedRun) else load_run(Path(model))
+def predict_file(path: Path, model: LoadedRun | Path | str | None = None, predictor: str | None = None,
+                 hop_s: float | None = None, chunk_s: float = CHUNK_S, batch_size: int = 64) -> Prediction:
+    """Window probabilities and predicted instrument sets for one audio file (`model`: a run folder, a
+    checkpoint or a LoadedRun; default: the shipped model)."""
+    run = model if isinstance(model, LoadedRun) else load_run(resolve_model(model))
     card = run.card
     predictor = predictor or default_predictor(run)
     cfg = card.features

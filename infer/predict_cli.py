@@ -16,6 +16,7 @@ from musicid.pipeline.audio import AUDIO_SUFFIXES, CHUNK_S
 
 from .checkpoint import load_run
 from .predictors import Predictor, check_predictor
+from .shipped import resolve_model
 from .timeline import WRITERS
 
 FORMATS = (*WRITERS, "html")
@@ -63,7 +64,8 @@ def output_stems(files: list[Path], out_dir: Path | None) -> dict[Path, Path]:
 @command
 def predict_cmd(
     inputs: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
-    model: Path = typer.Option(..., "--model", help="Run folder (best.pt) or checkpoint."),
+    model: Path = typer.Option(None, "--model", help="Run folder (best.pt) or checkpoint (default: the model "
+                                                     "shipped in the package, musicid/model/model.pt)."),
     out_dir: Path = typer.Option(None, "-o", "--out-dir", help="Output folder (default: next to each input)."),
     predictor: Predictor = typer.Option(None, help="Predictor (default: the model's, usually calibrated)."),
     hop: float = typer.Option(None, min=0.01, help="Seconds between windows (default: the training hop)."),
@@ -83,7 +85,7 @@ def predict_cmd(
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     if not wanted or any(f not in FORMATS for f in wanted):
         raise InputError(f"--format takes a comma-separated list of {', '.join(FORMATS)}, not {formats!r}")
-    r = load_run(model, device)
+    r = load_run(resolve_model(model), device)
     chosen = predictor.value if predictor else default_predictor(r)
     check_predictor(chosen, r.calibration)
     files, other = audio_files(inputs)

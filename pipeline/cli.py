@@ -1,4 +1,4 @@
-"""`musicid-pipeline`: synth, render, index, build-shards, inspect."""
+"""`musicid-pipeline`: synth, render, instruments, index, build-shards, inspect."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from musicid.errors import InputError
 
 from .build import BuildConfig
 from .features import FeatureConfig
-from .render import OTHERS
+from .render import EXCERPT_S, OTHERS
 from .synth import ENGINES, RECORDINGS, SECONDS
 from .windows import SEGMENTATIONS, WindowConfig
 from .workers import WORKERS
@@ -44,6 +44,13 @@ def synth(
                                                     "per recording (default: TimGM6mb.sf2 from pretty_midi)."),
     variety: bool = typer.Option(True, help="sampled engine: vary tempo, pitch, dynamics and recording conditions "
                                             "per recording; --no-variety plays the scores as written, dry."),
+    library: Path = typer.Option(None, help="sampled engine: an instrument library (musicid-pipeline instruments "
+                                            "fetch): each part's player drawn from it."),
+    others: float = typer.Option(0.0, min=0.0, max=1.0, help="sampled engine with --library: share of recordings "
+                                                             "with one more part, unlabelled, played by an "
+                                                             "instrument outside the 11."),
+    solo: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of recordings that are a solo of one of the 11 "
+                                                           "instruments, drawn uniformly."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
     workers: int = typer.Option(WORKERS, min=1, help="Worker processes (the files are the same for any number)."),
 ):
@@ -52,7 +59,7 @@ def synth(
 
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
     ids = synthesize(out, recordings, seconds, seed, chosen, overwrite, engine.value, soundfont or None, variety,
-                     balance, workers, sys.stderr.isatty())
+                     balance, workers, sys.stderr.isatty(), library, others, solo)
     typer.echo(f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
                f"({recordings * seconds / 60:.1f} min) under {out}")
 
@@ -60,10 +67,17 @@ def synth(
 @app.command()
 @command
 def render(
-    paths: list[Path] = typer.Argument(..., metavar="MIDI... OUT",
-                                       help="MIDI files or folders (searched recursively), then the output folder."),
+    paths: list[Path] = typer.Argument(..., metavar="INPUT... OUT",
+                                       help="MIDI files, scores (MusicXML .mxl/.musicxml/.xml, kern .krn) or "
+                                            "folders (searched recursively), then the output folder."),
     soundfont: list[Path] = typer.Option(None, help="SF2/SF3 SoundFont; repeat for a seeded choice per recording "
                                                     "(default: TimGM6mb.sf2 from pretty_midi)."),
+    library: Path = typer.Option(None, help="Instrument library (musicid-pipeline instruments fetch): each part's "
+                                            "player drawn from it instead of --soundfont."),
+    corpus: str = typer.Option("", help="Also render music21's corpus scores of these composers (comma-separated, "
+                                        "e.g. haydn,mozart,beethoven,bach)."),
+    seconds: float = typer.Option(EXCERPT_S, min=1.0, help="Scores: seconds per recording (a seeded excerpt)."),
+    excerpts: int = typer.Option(1, min=1, help="Scores: recordings per score, each an excerpt orchestrated anew."),
     test_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of files in the test folder (seeded)."),
     others: Others = typer.Option(OTHERS[0], help="Programs outside the 11 and drums: drop them, or keep them "
                                                     "audible without labels."),
@@ -72,20 +86,41 @@ def render(
                                             "--no-variety plays each file as written, dry."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset render wrote in OUT."),
 ):
-    """Render MIDI into a MusicNet-layout dataset with a SoundFont synthesizer and recording-condition variety."""
+    """Render MIDI and scores into a MusicNet-layout dataset with sampled instruments and recording conditions."""
     import time
 
     from .render import render as render_midi
 
-    if len(paths) < 2:
-        raise InputError("render takes MIDI files or folders, then the output folder")
+    composers = tuple(c.strip() for c in corpus.split(",") if c.strip())
+    if len(paths) < 2 and not (composers and paths):
+        raise InputError("render takes MIDI files, scores or folders (or --corpus), then the output folder")
     t0 = time.perf_counter()
     result = render_midi(paths[:-1], paths[-1], soundfont or None, test_fraction, others.value, seed, overwrite,
-                         variety)
+                         variety, library, composers, seconds, excerpts)
     wall = time.perf_counter() - t0
     typer.echo(f"rendered {len(result.ids['train'])} train + {len(result.ids['test'])} test recordings "
                f"({result.seconds / 60:.1f} min, {result.seconds / wall:.0f}x real time) under {paths[-1]}")
     typer.echo("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(result.skipped.items())) or "none"))
+
+
+instruments_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                              help="The instrument library: recorded note samples and SoundFonts.")
+app.add_typer(instruments_app, name="instruments")
+
+
+@instruments_app.command("fetch")
+@command
+def instruments_fetch(
+    out: Path = typer.Argument(..., help="Folder for the library (new, empty, or one this command wrote)."),
+    apt: bool = typer.Option(True, help="Install Debian's SoundFont packages with apt-get when missing."),
+):
+    """Gather recorded note samples (npm registry) and SoundFonts (Debian) into an instrument library."""
+    from .instruments import fetch
+
+    lib = fetch(out, apt)
+    sampled = sorted({e.instrument or "others" for e in lib.entries if e.kind == "sfz"})
+    typer.echo(f"{out}: {sum(e.kind == 'sfz' for e in lib.entries)} sampled instruments ({', '.join(sampled)}) "
+               f"and {sum(e.kind == 'sf2' for e in lib.entries)} SoundFonts; licences in {out / 'library.json'}")
 
 
 @app.command()

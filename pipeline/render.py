@@ -19,8 +19,9 @@ that calling them one of the 11 would teach the wrong timbre. Others (and drums)
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,20 @@ import pandas as pd
 from musicid.errors import InputError
 
 from .features import REFERENCE_RATE
+from .instruments import Library, load_library
 from .layout import claim_dataset_folder, write_musicnet_recording
-from .synth import NOTE_VALUES, PROGRAM, TIMBRES
+from .players import Note, Player, check_player, play
+from .scores import SCORE_SUFFIXES, excerpt
+from .synth import NOTE_VALUES, PROGRAM, TIMBRES, _voice_notes
 from .vocab import INSTRUMENTS
 
 log = logging.getLogger("musicid")
 SOURCE = "musicid render"  # the metadata's `source`: how render --overwrite knows a dataset is its own
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
+INPUT_SUFFIXES = MIDI_SUFFIXES + SCORE_SUFFIXES
+MAX_SECONDS = 3600.0  # a longer MIDI file is skipped: one recording is held in memory while it renders
+EXCERPT_S = 30.0  # seconds of a score per recording
+OTHER_PROGRAM = 56  # GM trumpet: the MIDI program of a generated part that an instrument outside the 11 plays
 OTHERS = ("drop", "unlabelled")  # what becomes of programs outside the 11 and of drums
 GM_TO_MUSICNET = {0: 1, 1: 1, 2: 1, 6: 7, 40: 41, 41: 42, 42: 43, 43: 44, 60: 61, 68: 69, 70: 71, 71: 72, 73: 74}
 NAME_OF = dict(INSTRUMENTS)
@@ -55,7 +63,7 @@ class SkippedMidi(InputError):
 class Variety:
     """One recording's seeded variety, written to the metadata."""
 
-    soundfont: str
+    soundfont: str  # the recording's SoundFont when no instrument library is given
     tempo_scale: float
     transpose: int
     velocity_scale: float
@@ -71,6 +79,7 @@ class Variety:
     gain_db: float
     noise_dbfs: float
     velocity_jitter: float = 6.0  # standard deviation added to each note's velocity
+    players: str = ""  # who played each part ("Violin=tonejs-violin;Cello=FluidR3_GM:42"), set when played
 
     @classmethod
     def draw(cls, rng: np.random.Generator, soundfonts: list[Path], varied: bool = True) -> Variety:
@@ -110,18 +119,8 @@ def check_soundfont(path: Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such SoundFont")
-    _load_synth(path)[0].delete()
+    check_player(Player(path.stem, "sf2", str(path)))
     return path
-
-
-def midi_files(inputs: list[Path]) -> list[Path]:
-    out = []
-    for p in inputs:
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MIDI_SUFFIXES)
-        else:
-            out.append(p)
-    return list(dict.fromkeys(out))
 
 
 def _vary(pm, var: Variety, others: str, rng: np.random.Generator) -> list:
@@ -169,8 +168,10 @@ def _condition(audio: np.ndarray, var: Variety, rng: np.random.Generator) -> np.
     return out * (0.98 / peak) if peak > 0.98 else out
 
 
-def render_file(path: Path, var: Variety, others: str, rng: np.random.Generator) -> tuple[np.ndarray, list]:
-    """One MIDI file -> (mono float32 audio at 44.1 kHz, label rows); InputError for what cannot be used."""
+def render_file(path: Path, var: Variety, others: str, rng: np.random.Generator,
+                library: Library | None = None) -> tuple[np.ndarray, list, Variety]:
+    """One MIDI file -> (mono float32 audio at 44.1 kHz, label rows, the variety with its players);
+    SkippedMidi for what cannot be used, a file over MAX_SECONDS included."""
     import pretty_midi
 
     try:
@@ -179,80 +180,88 @@ def render_file(path: Path, var: Variety, others: str, rng: np.random.Generator)
         raise SkippedMidi(f"{path}: not a MIDI file that parses ({type(exc).__name__})", "midi_unparsable") from exc
     if not any(inst.notes for inst in pm.instruments):
         raise SkippedMidi(f"{path}: holds no notes", "midi_without_notes")
+    if pm.get_end_time() > MAX_SECONDS:
+        raise SkippedMidi(f"{path}: lasts {pm.get_end_time():.0f} s, over the {MAX_SECONDS:.0f} s a recording may "
+                          "last", "midi_too_long")
     programs = sorted({i.program for i in pm.instruments if not i.is_drum})
     rows = _vary(pm, var, others, rng)
     if not rows:
         raise SkippedMidi(f"{path}: none of its instruments is one of the 11 (GM programs {programs})",
                           "midi_without_musicnet_instruments")
-    return _play(pm, var, rng), rows
+    audio, var = _play(pm, var, rng, None, library)
+    return audio, rows, var
 
 
-def _play(pm, var: Variety, rng: np.random.Generator, levels: dict[int, float] | None = None) -> np.ndarray:
-    """The varied MIDI through FluidSynth with the recording's SoundFont, then its recording conditions;
-    with `levels`, the parts mixed at those levels (see _mix_parts), else the file's own mix."""
-    synth, sfid = _load_synth(Path(var.soundfont))
-    try:
-        if levels is None:
-            audio = pm.fluidsynth(fs=REFERENCE_RATE, synthesizer=synth, sfid=sfid)
-        else:
-            audio = _mix_parts(pm, synth, sfid, levels)
-    finally:
-        synth.delete()
-    return _condition(audio, var, rng)
-
-
-def _mix_parts(pm, synth, sfid: int, levels: dict[int, float]) -> np.ndarray:
-    """Each instrument (GM program -> level) played alone and scaled so that its RMS over the time its notes
-    are held is its level, instead of what its preset's volume and decay give: presets differ by several dB
+def _play(pm, var: Variety, rng: np.random.Generator, levels: dict[int, float] | None = None,
+          library: Library | None = None) -> tuple[np.ndarray, Variety]:
+    """The varied MIDI, each part played alone by its player, then the recording conditions. Players: the
+    recording's SoundFont, or with a `library` one drawn per part (recorded samples or a SoundFont preset).
+    With `levels` (GM program -> level) each part is scaled so that its RMS over the time its notes are held
+    is its level, instead of what its player's volume and decay give: presets differ by several dB
     (TimGM6mb's piano starts about 6 dB under its cello, and a held note fades 20 dB in 1.5 s) and would
-    bury parts the labels call present. Peak 1, as FluidSynth's own mix."""
-    audio = np.zeros(0)
+    bury parts the labels call present. Without, the parts sum at their velocities. Peak 1 before the
+    conditions; the variety comes back with the players named."""
+    audio, names = np.zeros(0), []
     for inst in pm.instruments:
-        stem = inst.fluidsynth(fs=REFERENCE_RATE, synthesizer=synth, sfid=sfid)
-        held = np.zeros(len(stem), dtype=bool)
-        for note in inst.notes:
-            held[int(note.start * REFERENCE_RATE): int(note.end * REFERENCE_RATE)] = True
-        rms = np.sqrt(np.mean(stem[held] ** 2)) if held.any() else 0.0
+        label = None if inst.is_drum else GM_TO_MUSICNET.get(inst.program)
+        if library is not None:
+            player = library.draw(NAME_OF[label] if label else "", rng)
+        else:
+            player = Player(Path(var.soundfont).stem, "sf2", var.soundfont, inst.program, 128 if inst.is_drum else 0)
+        names.append(f"{NAME_OF[label] if label else 'other'}={player.name}")
+        notes = [Note(n.start, n.end, n.pitch, n.velocity) for n in inst.notes]
+        stem = play(player, notes).astype(np.float64)
+        if levels is not None:
+            held = np.zeros(len(stem), dtype=bool)
+            for note in notes:
+                held[int(note.start * REFERENCE_RATE): int(note.end * REFERENCE_RATE)] = True
+            rms = np.sqrt(np.mean(stem[held] ** 2)) if held.any() else 0.0
+            stem = stem * (levels[inst.program] / rms) if rms > 0 else stem * 0
         if len(stem) > len(audio):
             audio = np.pad(audio, (0, len(stem) - len(audio)))
-        if rms > 0:
-            audio[: len(stem)] += stem * (levels[inst.program] / rms)
-    return audio / max(np.abs(audio).max(), 1e-9)
+        audio[: len(stem)] += stem
+    audio = audio / max(np.abs(audio).max(), 1e-9)
+    return _condition(audio, var, rng), replace(var, players=";".join(names))
 
 
-def _load_synth(soundfont: Path):
-    """A FluidSynth instance with the SoundFont loaded once, its own reverb and chorus off: the room comes from
-    the recording conditions (and rendering twice as fast)."""
-    import fluidsynth
-
-    synth = fluidsynth.Synth(samplerate=float(REFERENCE_RATE))
-    synth.setting("synth.reverb.active", 0)
-    synth.setting("synth.chorus.active", 0)
-    sfid = synth.sfload(str(soundfont))
-    if sfid == -1:
-        synth.delete()
-        raise InputError(f"{soundfont}: not a SoundFont that FluidSynth can load (SF2/SF3)")
-    return synth, sfid
-
-
-def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path],
-                 varied: bool = True) -> tuple[np.ndarray, list, Variety]:
-    """synth's sampled engine: the generator's score played by the SoundFont path, with the same variety."""
+def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path], varied: bool = True,
+                 library: Library | None = None, others: float = 0.0) -> tuple[np.ndarray, list, Variety]:
+    """A score of ScoreNotes (the generator's, or an excerpt of a real score) played part by part, each at its
+    mean score loudness, with the same variety as a MIDI file. With `others` > 0 (and a `library`), that
+    share of recordings gets one more part, unlabelled, played by an instrument outside the 11."""
     import pretty_midi
 
     pm = pretty_midi.PrettyMIDI(initial_tempo=60.0)  # one beat per second: time_to_tick gives the score's seconds
     voices: dict[str, pretty_midi.Instrument] = {}
+    levels: dict[int, list[float]] = {}
     for n in notes:
         inst = voices.setdefault(n.name, pretty_midi.Instrument(program=PROGRAM[n.name] - 1))
         velocity = int(np.clip(30 + 110 * min(1.0, 2 * n.loudness), 1, 127))
         inst.notes.append(pretty_midi.Note(velocity, n.pitch, n.start, n.end))
+        levels.setdefault(inst.program, []).append(n.loudness)
+    if library is not None and others > 0 and rng.uniform() < others:
+        seconds = max(n.end for n in notes)
+        shape = str(rng.choice(list(TIMBRES)))  # a line in some instrument's range and manner
+        line = _voice_notes(shape, seconds, 60.0 / rng.uniform(70, 140), 0.2, rng, False)
+        other = voices.setdefault("other", pretty_midi.Instrument(program=OTHER_PROGRAM))
+        other.notes += [pretty_midi.Note(90, p, s0, s1) for s0, s1, p, *_ in line]
+        levels[OTHER_PROGRAM] = [float(np.mean([n.loudness for n in notes]))]
     pm.instruments = list(voices.values())
-    # each part at its mean score loudness, as the additive engine plays it
-    levels = {inst.program: float(np.mean([n.loudness for n in notes if n.name == name]))
-              for name, inst in voices.items()}
     var = Variety.draw(rng, soundfonts, varied)
-    rows = _vary(pm, var, "drop", rng)
-    return _play(pm, var, rng, levels), rows, var
+    rows = _vary(pm, var, "unlabelled", rng)
+    audio, var = _play(pm, var, rng, {p: float(np.mean(v)) for p, v in levels.items()}, library)
+    return audio, rows, var
+
+
+def input_files(inputs: list[Path]) -> list[Path]:
+    """MIDI and score files given, and those in given folders (recursively), each once."""
+    out = []
+    for p in inputs:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
+        else:
+            out.append(p)
+    return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -264,51 +273,77 @@ class RenderResult:
 
 
 def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, test_fraction: float = 0.2,
-           others: str = "drop", seed: int = 0, overwrite: bool = False, varied: bool = True) -> RenderResult:
-    """Render MIDI files (or folders, recursively) into a MusicNet-layout dataset under `out`; `varied=False`
-    plays each file as written with a dry, unprocessed sound (see Variety.draw)."""
+           others: str = "drop", seed: int = 0, overwrite: bool = False, varied: bool = True,
+           library: Path | None = None, corpus: tuple[str, ...] = (), seconds: float = EXCERPT_S,
+           excerpts: int = 1) -> RenderResult:
+    """Render MIDI files and scores (files or folders, recursively; `corpus`: music21's corpus by composer)
+    into a MusicNet-layout dataset under `out`. A MIDI file is one recording; a score gives `excerpts`
+    recordings of `seconds`, each orchestrated anew (see scores.py). `library`: an instrument library folder
+    whose players are drawn per part (else `soundfonts`, one per recording). `varied=False` plays each file
+    as written with a dry, unprocessed sound (see Variety.draw). Every argument and input is checked before
+    OUT is touched; a render that renders nothing leaves no dataset behind."""
     _synth()
     if others not in OTHERS:
         raise InputError(f"--others must be one of {', '.join(OTHERS)}, not {others!r}")
+    if not (np.isfinite(seconds) and 1.0 <= seconds <= MAX_SECONDS):
+        raise InputError(f"--seconds must be between 1 and {MAX_SECONDS:.0f}, not {seconds}")
+    lib = load_library(library) if library is not None else None
     fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
-    files = midi_files([Path(p) for p in inputs])
+    missing = [p for p in inputs if not Path(p).exists()]
+    if missing:
+        raise InputError(f"{missing[0]}: no such file or folder")
+    files = input_files([Path(p) for p in inputs])
+    if corpus:
+        from .scores import corpus_files
+
+        files += corpus_files(list(corpus))
     if not files:
-        raise InputError("no MIDI files (.mid, .midi) in the given inputs")
+        raise InputError(f"no MIDI files ({', '.join(MIDI_SUFFIXES)}) or scores ({', '.join(SCORE_SUFFIXES)}) "
+                         "in the given inputs")
     out = claim_dataset_folder(out, overwrite, SOURCE, ("soundfont", "tempo_scale"))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(files))
     n_test = int(round(test_fraction * len(files))) if len(files) > 1 else 0
     folder_of = {files[i]: "test" if k < n_test else "train" for k, i in enumerate(order)}
     base = out / "musicnet" / "musicnet"
-    _write_metadata(out, [])
     for folder in ("train", "test"):
         for kind in ("data", "labels"):
             (base / f"{folder}_{kind}").mkdir(parents=True, exist_ok=True)
+    _write_metadata(out, [])
     seeds = np.random.SeedSequence(seed).spawn(len(files))
-    meta, ids, skipped, details, seconds = [], {"train": [], "test": []}, Counter(), [], 0.0
+    meta, ids, skipped, details, total = [], {"train": [], "test": []}, Counter(), [], 0.0
     for i, path in enumerate(files):
         file_rng = np.random.default_rng(seeds[i])
-        var = Variety.draw(file_rng, fonts, varied)
-        try:
-            audio, rows = render_file(path, var, others, file_rng)
-        except SkippedMidi as exc:
-            skipped[exc.reason] += 1
-            details.append(str(exc))
-            log.warning("skipped %s", exc)
-            continue
-        rid, folder = f"{i + 1:05d}", folder_of[path]
-        write_musicnet_recording(base, folder, rid, audio, REFERENCE_RATE, rows)
-        present = sorted({r[2] for r in rows}, key=[p for p, _ in INSTRUMENTS].index)
-        meta.append({"id": rid, "composer": "", "composition": path.stem, "movement": "",
-                     "ensemble": "+".join(NAME_OF[p] for p in present), "source": SOURCE, "transcriber": "",
-                     "catalog_name": str(path), "seconds": round(len(audio) / REFERENCE_RATE, 2),
-                     "others": others, **asdict(var)})
-        ids[folder].append(rid)
-        seconds += len(audio) / REFERENCE_RATE
-        _write_metadata(out, meta)  # after every recording: an interrupted render is still provably ours
+        is_score = path.suffix.lower() in SCORE_SUFFIXES
+        for k in range(excerpts if is_score else 1):
+            try:
+                if is_score:
+                    ensemble, notes = excerpt(path, seconds, file_rng)
+                    audio, rows, var = render_score(notes, file_rng, fonts, varied, lib)
+                else:
+                    var = Variety.draw(file_rng, fonts, varied)
+                    audio, rows, var = render_file(path, var, others, file_rng, lib)
+            except InputError as exc:
+                reason = exc.reason if isinstance(exc, SkippedMidi) else "scores_unreadable"
+                skipped[reason] += 1
+                details.append(str(exc))
+                log.warning("skipped %s", exc)
+                break
+            rid, folder = f"{i + 1:05d}" + (f"-{k + 1}" if is_score and excerpts > 1 else ""), folder_of[path]
+            write_musicnet_recording(base, folder, rid, audio, REFERENCE_RATE, rows)
+            present = sorted({r[2] for r in rows}, key=[p for p, _ in INSTRUMENTS].index)
+            meta.append({"id": rid, "composer": "", "composition": path.stem, "movement": "",
+                         "ensemble": ensemble if is_score else "+".join(NAME_OF[p] for p in present),
+                         "source": SOURCE, "transcriber": "", "catalog_name": str(path),
+                         "seconds": round(len(audio) / REFERENCE_RATE, 2), "others": others, **asdict(var)})
+            ids[folder].append(rid)
+            total += len(audio) / REFERENCE_RATE
+            _write_metadata(out, meta)  # after every recording: an interrupted render is still provably ours
     if not meta:
-        raise InputError(f"none of the {len(files)} MIDI files could be rendered: " + "; ".join(details[:3]))
-    return RenderResult(ids, seconds, skipped, details)
+        shutil.rmtree(out / "musicnet")  # made above, empty: nothing for a corrected command to trip on
+        (out / "musicnet_metadata.csv").unlink()
+        raise InputError(f"none of the {len(files)} inputs could be rendered: " + "; ".join(details[:3]))
+    return RenderResult(ids, total, skipped, details)
 
 
 def _write_metadata(out: Path, rows: list[dict]) -> None:

@@ -26,6 +26,7 @@ from .workers import ordered_map
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
 TABLE = 4096
 RECORDINGS, SECONDS = 30, 20.0  # the default dataset: 30 recordings of 20 s
+MAX_SECONDS = 3600.0  # one recording is held in memory while it is made
 ENGINES = ("additive", "sampled")
 SOURCE = "musicid synth"  # the metadata's `source`: how synth --overwrite knows a dataset is its own
 
@@ -188,7 +189,7 @@ class ScoreNote:
 
 def score(ensemble: str, seconds: float, rng: np.random.Generator) -> list[ScoreNote]:
     """The generator's music for one recording: every voice's notes, with rests, silent gaps and dynamics."""
-    voices = ENSEMBLES[ensemble][1]
+    voices = ENSEMBLES[ensemble][1] if ensemble in ENSEMBLES else (ensemble.removeprefix("Solo "),)
     beat = 60.0 / rng.uniform(70, 140)
     rest_p = 0.1 + 0.06 * max(0, len(voices) - 3)
     gap_len = rng.uniform(0.5, 2.0, size=rng.integers(1, 3)) * min(1.0, seconds / 20)
@@ -250,15 +251,18 @@ def choose_ensembles(count: int, rng: np.random.Generator, only: tuple[str, ...]
     return list(COVERAGE[:count]) + [str(e) for e in drawn]
 
 
-def _write_one(job: tuple, base: Path, seconds: float, engine: str, fonts: list[Path] | None, varied: bool) -> dict:
+def _write_one(job: tuple, base: Path, seconds: float, engine: str, fonts: list[Path] | None, varied: bool,
+               library: Path | None, others: float) -> dict:
     """Render and write one recording (in a worker process); returns its metadata row."""
     folder, rid, ensemble, child_seed = job
     rec_rng = np.random.default_rng(child_seed)
     variety = {}
     if engine == "sampled":
+        from .instruments import load_library
         from .render import render_score
 
-        audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied)
+        lib = load_library(library) if library is not None else None
+        audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied, lib, others)
         variety = {"engine": engine, **asdict(var)}
     else:
         audio, rows = render_recording(ensemble, seconds, rec_rng)
@@ -272,29 +276,41 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False,
                engine: str = "additive", soundfonts: list[Path] | None = None,
                varied: bool = True, balanced: bool = False, workers: int = 1,
-               progress: bool = False) -> dict[str, list[str]]:
+               progress: bool = False, library: Path | None = None, others: float = 0.0,
+               solo: float = 0.0) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 
     `ensembles` restricts the menu (names from ENSEMBLES, used in turn); by default recordings are drawn
     from all of MusicNet's ensembles (`balanced`: see ensemble_weights), and train and test each start with a
-    set that holds all 11 instruments.
+    set that holds all 11 instruments. `solo`: the share of recordings turned into a solo of one of the 11,
+    drawn uniformly (MusicNet has solos of four instruments only; real music has them of every one).
     An existing dataset in `out` is refused (its files would mix with the new ones) unless `overwrite`.
     `engine`: "additive" (the built-in timbres) or "sampled" (the same scores played by a SoundFont
     synthesizer with recording-condition variety; needs the render extra), which takes `soundfonts` (default:
-    the General MIDI bank inside pretty_midi) and `varied` (False: the scores as written, dry).
+    the General MIDI bank inside pretty_midi) or an instrument `library` (players drawn per part),
+    `varied` (False: the scores as written, dry) and `others` (the share of recordings with one more part,
+    unlabelled, played by an instrument outside the 11; needs a library).
     Each recording has its own seed, so `workers` processes write the same files as one.
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "sampled":
+        from .instruments import load_library
         from .render import _synth, check_soundfont, default_soundfont
 
         _synth()
         fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
-    elif soundfonts or not varied:
-        raise InputError("SoundFonts and --no-variety apply to the sampled engine only (--engine sampled)")
+        if library is not None:
+            load_library(library)
+        if others and library is None:
+            raise InputError("--others needs an instrument library (--library DIR) to play them")
+    elif soundfonts or not varied or library is not None or others:
+        raise InputError("SoundFonts, --library, --others and --no-variety apply to the sampled engine only "
+                         "(--engine sampled)")
     else:
         fonts = None
+    if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise InputError(f"--seconds must be above 0 and at most {MAX_SECONDS:.0f}, not {seconds}")
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:  # checked first: bad arguments must not cost an existing dataset
         raise InputError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
@@ -303,6 +319,11 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     n_test = max(1, round(recordings / 6))
     plan = {"train": choose_ensembles(recordings - n_test, rng, ensembles, balanced),
             "test": choose_ensembles(n_test, rng, ensembles, balanced)}
+    if solo:  # its own stream: the other recordings stay as without solos
+        solo_rng = np.random.default_rng([seed, 1])
+        names = list(TIMBRES)
+        plan = {f: [f"Solo {names[solo_rng.integers(len(names))]}" if solo_rng.uniform() < solo else e for e in m]
+                for f, m in plan.items()}
     base = out / "musicnet" / "musicnet"
     for folder in plan:
         (base / f"{folder}_data").mkdir(parents=True, exist_ok=True)
@@ -310,7 +331,8 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     placed = [(folder, ensemble) for folder, members in plan.items() for ensemble in members]
     seeds = np.random.SeedSequence(seed).spawn(len(placed))
     jobs = [(folder, str(1000 + i), ensemble, seeds[i]) for i, (folder, ensemble) in enumerate(placed)]
-    one = partial(_write_one, base=base, seconds=seconds, engine=engine, fonts=fonts, varied=varied)
+    one = partial(_write_one, base=base, seconds=seconds, engine=engine, fonts=fonts, varied=varied,
+                  library=library, others=others)
     # spawned, not forked: a FluidSynth instance once created in this process (the SoundFont check above)
     # leaves state behind that deadlocks a forked child's own FluidSynth
     meta = list(ordered_map(one, jobs, workers, "recordings", progress, start="spawn"))

@@ -113,7 +113,7 @@ def test_bad_midi_and_soundfonts(tmp_path):
     r = invoke(app, ["render", src, tmp_path / "o3", "--soundfont", tmp_path / "bad.sf2"])
     assert r.exit_code == 1 and "not a SoundFont that FluidSynth can load" in r.output
     r = invoke(app, ["render", src / "broken.mid", tmp_path / "o4"])
-    assert r.exit_code == 1 and "none of the 1 MIDI files could be rendered" in r.output
+    assert r.exit_code == 1 and "none of the 1 inputs could be rendered" in r.output
 
 
 def test_a_rendered_root_adds_to_training(synth_root, midis, tmp_path):
