@@ -2,8 +2,8 @@
 the validation split only, and kept as its own JSON artifact beside the checkpoint it belongs to.
 
 `runs/x/best.pt` -> `runs/x/best.calibration.json`, holding the checkpoint's sha256: a calibration is used
-only with the exact checkpoint it was fitted for. musicid-train writes it with every checkpoint, musicid-eval
-refits it on the val split of the shards it evaluates; nobody rewrites the checkpoint itself.
+only with the exact checkpoint it was fitted for. musicid-train writes it with every checkpoint; musicid-eval
+refits one on the val split of the shards it evaluates for its report and writes nothing into the run.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from musicid.errors import InputError
 from musicid.files import read_json, write_json_atomic
 from musicid.pipeline.features import FeatureConfig, log_mel, normalise
 from musicid.pipeline.shards import sha256_file
+from musicid.pipeline.vocab import N_INSTRUMENTS
 from musicid.records import from_fields, require
 
 from .metrics import calibrate_thresholds
@@ -42,8 +43,19 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict, where: str) -> Calibration:
+        """Validated field by field: 11 finite thresholds in [0, 1] and 11 finite values per bias, so that a
+        damaged file is named instead of silently predicting nothing (or failing to broadcast)."""
         cal = from_fields(cls, d, f"{where}: not a musicid calibration")
         require(cal.biases, BIASES, f"{where}: biases")
+        for name, values, low, high in [("thresholds", cal.thresholds, 0.0, 1.0),
+                                        *((f"biases.{b}", cal.biases[b], -1.0, 1.0) for b in BIASES)]:
+            try:
+                arr = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                arr = np.full(0, np.nan)
+            if arr.shape != (N_INSTRUMENTS,) or not np.isfinite(arr).all() or (arr < low).any() or (arr > high).any():
+                raise InputError(f"{where}: {name} must be {N_INSTRUMENTS} numbers in [{low:g}, {high:g}], "
+                                 f"found {str(values)[:80]}")
         return cal
 
 

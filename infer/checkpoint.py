@@ -22,6 +22,7 @@ from musicid.records import require
 
 from .calibration import Calibration, read_calibration
 from .model import DROPOUT, InstrumentNet, load_torch_file, resolve_device
+from .shipped import WEIGHTS
 
 FORMAT_VERSION = 2
 REQUIRED = ("format_version", "model", "features", "window", "instruments", "normalization", "train_config",
@@ -29,9 +30,12 @@ REQUIRED = ("format_version", "model", "features", "window", "instruments", "nor
 
 
 def checkpoint_file(run: Path) -> Path:
-    """A run folder's `best.pt`, or the checkpoint file itself."""
+    """A run folder's `best.pt` (a shipped model's folder: its `model.pt`), or the checkpoint file itself."""
     run = Path(run)
-    return run / "best.pt" if run.is_dir() else run
+    if not run.is_dir():
+        return run
+    shipped = run / WEIGHTS
+    return shipped if shipped.is_file() and not (run / "best.pt").exists() else run / "best.pt"
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

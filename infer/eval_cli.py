@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from musicid.cli import DefaultGroup, command, run
+from musicid.files import refuse_existing
 
 from .bootstrap import Resampler, intervals
 from .checkpoint import load_run
@@ -68,7 +69,9 @@ def run_eval(
     timeline: str = typer.Option(None, help="Also plot truth vs prediction over time for this recording id."),
     bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of recordings for the 95% intervals."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
-    out: Path = typer.Option(None, help="Report folder (default: RUN/eval-SPLIT[-frame])."),
+    out: Path = typer.Option(None, help="Report folder (default: eval/RUNNAME-SPLIT[-frame] here; nothing is "
+                                        "written into the run folder)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the reports already in OUT."),
     threshold: float = typer.Option(THRESHOLD, min=0.0, max=1.0, help="For the `threshold` predictor."),
     max_instruments: int = typer.Option(MAX_INSTRUMENTS, min=1, help="For the `hybrid` predictor."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
@@ -81,11 +84,12 @@ def run_eval(
     opts = EvalOptions(split.value, names, threshold, max_instruments, level.value, frame_rate,
                        _instruments(instruments), bootstrap, seed, workers, shard_url)
     r = load_run(run_path, device)
+    out = out or Path("eval") / f"{r.path.parent.name}-{split.value}{'-frame' if level == Level.frame else ''}"
+    refuse_existing([out / "report.json", out / "report.md"], overwrite)
     report = evaluate(r, shards, opts)
     rows = report["rows"]
     if timeline is not None and timeline not in set(rows.recordings):
         raise typer.BadParameter(f"--timeline: no recording {timeline!r} in the {split.value} split")
-    out = out or (r.path.parent / f"eval-{split.value}{'-frame' if level == Level.frame else ''}")
     main = report["results"][predictor.value]
     cls = report["instruments"]
     unit = "frames" if level == Level.frame else "windows"
@@ -135,6 +139,7 @@ def compare_runs(
     bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of recordings for the intervals."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     out: Path = typer.Option(Path("runs/compare"), help="Report folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the reports already in OUT."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
     workers: int = typer.Option(0, min=0),
     device: str = typer.Option("auto"),
@@ -143,6 +148,7 @@ def compare_runs(
     difference from the first run with its paired bootstrap interval over recordings."""
     opts = EvalOptions(split.value, (predictor.value,), level=level.value, instruments=_instruments(instruments),
                        n_boot=bootstrap, seed=seed, workers=workers, url_template=shard_url)
+    refuse_existing([out / "report.json", out / "report.md"], overwrite)
     results, labels, resamplers = {}, {}, []
     for path in runs:
         r = load_run(path, device)
@@ -179,7 +185,7 @@ def clips_cmd(
 ):
     """Score a model on labelled real clips: solo top-1/top-3, clip mAP, per class, and how sure it is on
     instruments outside the 11."""
-    from musicid.files import output_folder, refuse_existing, write_json_atomic, write_text_atomic
+    from musicid.files import output_folder, write_json_atomic, write_text_atomic
 
     from .clips import clips_table, score_clips
     from .shipped import resolve_model

@@ -121,6 +121,9 @@ def instrument_columns(names: list[str], wanted: tuple[str, ...] | None) -> list
     unknown = [w for w in wanted if w.lower() not in lower]
     if unknown:
         raise InputError(f"--instruments: unknown {', '.join(unknown)}; choose from {', '.join(names)}")
+    twice = sorted({w for w in wanted if [x.lower() for x in wanted].count(w.lower()) > 1})
+    if twice:
+        raise InputError(f"--instruments: {', '.join(twice)} given more than once")
     return [lower.index(w.lower()) for w in wanted]
 
 
@@ -142,11 +145,10 @@ def evaluate(run: LoadedRun, shards: Path, opts: EvalOptions = EvalOptions()) ->
 
     cal = None
     if manifest.splits["val"].samples:
+        # refitted on the val split of these shards, at the level scored: it goes into the report only; the
+        # run's own calibration (written by training) stays as it is, and the run folder may be read-only
         cal = fit_on(run.model, run.card, run.device, manifest, rows_of("val"),
                      f"{shards} val split, {opts.level} level")
-        if not frame and opts.frame_rate is None:  # the artifact predict uses is window-level
-            calibration.write_calibration(run.path, cal)
-            run.calibration = cal
     elif fitted := sorted(set(opts.predictors) & set(FITTED)):
         raise InputError(f"{shards}: the val split is empty; predictors {', '.join(fitted)} need validation "
                          "data for their calibration")

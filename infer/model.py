@@ -134,8 +134,13 @@ def build_model(pretrained: str = "none", freeze_backbone: bool = False, dropout
     return model
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """`auto` picks CUDA when present; asking for CUDA without it is a clear error."""
+    if name not in DEVICES:
+        raise InputError(f"--device must be one of {', '.join(DEVICES)}, not {name!r}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":

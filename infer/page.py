@@ -113,7 +113,9 @@ def write_html(pred: Prediction, path: Path, embed_audio: bool = False) -> None:
     rows = "".join(f"<tr><td>{html.escape(r['name'])}</td><td class=num>{100 * r['share_of_time']:.1f}%</td>"
                    f"<td class=num>{r['mean_probability']:.2f}</td><td class=num>{len(r['segments'])}</td></tr>"
                    for r in pred.summary()) or "<tr><td colspan=4>no instrument found</td></tr>"
-    data = json.dumps(page_data(pred), separators=(",", ":")).replace("</", "<\\/")
+    # every character that could end the script element or start markup, escaped as JSON allows
+    data = json.dumps(page_data(pred), separators=(",", ":"))
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     write_text_atomic(path, PAGE.format(
         title=html.escape(f"musicid: {pred.path.name}"), css=(WEB / "page.css").read_text(),
         js=(WEB / "page.js").read_text(), src=html.escape(src),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import sys
 from enum import Enum
 from typing import Annotated
@@ -13,7 +14,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from .errors import MusicidError
+from .errors import InputError, MusicidError
 
 log = logging.getLogger("musicid")
 _debug = False
@@ -40,6 +41,9 @@ def command(fn):
         global _debug
         _debug = debug
         setup_logging(verbose, quiet)
+        for name, value in kwargs.items():  # Typer's min/max let inf through; no option means it
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InputError(f"--{name.replace('_', '-')} must be a finite number, not {value}")
         return fn(*args, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
@@ -57,6 +61,8 @@ def run(app: typer.Typer, prog_name: str, args: list[str] | None = None) -> None
             raise
         _fail(_describe(exc))
     except typer.Abort:
+        _fail("interrupted", code=130)
+    if code == 130:  # Typer turns Ctrl-C into this exit code, silently
         _fail("interrupted", code=130)
     sys.exit(code or 0)
 

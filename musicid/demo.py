@@ -69,11 +69,13 @@ def demo(
          [exe["train"], "--shards", str(shards), "--out", str(runs / "bce"), "--epochs", str(epochs), *common],
          f"{runs / 'bce'}/{{best.pt,last.pt,metrics.jsonl,config.json}}")
     step("4. evaluate on the test split, every predictor (the prior work's predictor comparison)",
-         [exe["eval"], str(runs / "bce"), "--shards", str(shards), "--compare", "--out", str(out / "eval")],
+         [exe["eval"], str(runs / "bce"), "--shards", str(shards), "--compare", "--out", str(out / "eval"),
+          "--overwrite"],
          f"{out / 'eval'}/{{report.md,report.json,pr_curves.png,f1_per_class.png,compare_predictors.png}}")
     step("4b. evaluate at the frame level, the published 7-instrument protocol, with intervals over recordings",
          [exe["eval"], str(runs / "bce"), "--shards", str(shards), "--level", "frame", "--predictor", "calibrated",
-          "--instruments", "piano,violin,viola,cello,clarinet,bassoon,horn", "--out", str(out / "eval-frame")],
+          "--instruments", "piano,violin,viola,cello,clarinet,bassoon,horn", "--out", str(out / "eval-frame"),
+          "--overwrite"],
          f"{out / 'eval-frame'}/{{report.md,report.json,f1_per_recording.png}}")
     for loss in ("bce", "iou", "mse"):
         step(f"5. loss comparison: {loss}, {compare_steps} steps",
@@ -81,7 +83,7 @@ def demo(
               "--epoch-steps", str(compare_steps), "--loss", loss, *common], str(runs / f"{loss}-short"))
     step("6. compare the losses (the prior work's loss comparison)",
          [exe["eval"], "compare-runs", *(str(runs / f"{x}-short") for x in ("bce", "iou", "mse")), "--shards",
-          str(shards), "--predictor", "valmean", "--out", str(out / "loss-comparison")],
+          str(shards), "--predictor", "valmean", "--out", str(out / "loss-comparison"), "--overwrite"],
          f"{out / 'loss-comparison'}/{{report.md,compare_runs.png}}")
     wav = sorted((data / "musicnet" / "musicnet" / "test_data").glob("*.wav"))[0]
     step("7. predict the instruments of one test recording",

@@ -82,7 +82,7 @@ def recipe(
                                         str(epochs), "--lr", str(lr), "--conditions", str(conditions), *w, *s,
                                         *resume])
     step(out, "eval", [exe["eval"], str(runs), "--shards", str(shards), "--predictor", "calibrated", "--out",
-                       str(out / "eval")])
+                       str(out / "eval"), "--overwrite"])
     report = json.loads((out / "eval" / "report.json").read_text())["results"]["calibrated"]
     figures = {"test_split": {"what": "the generated test split (sampled instruments)", "mAP": report["mAP"],
                               "macro_f1": report["macro"]["f1"]}}

@@ -38,7 +38,7 @@ from musicid.files import output_folder, read_json, write_json_atomic
 from musicid.records import from_fields, require
 
 from .features import FeatureConfig
-from .layout import Recording, find_recordings, read_metadata
+from .layout import Recording, data_dir, find_recordings, read_metadata
 from .manifest import MANIFEST, SHARD_NAME, Manifest, ShardInfo, SplitInfo, differing_fields, read_manifest, shard_name
 from .shards import ShardJob, plan_capped, sample_bytes, sample_key, sha256_file, write_shard
 from .splits import SPLITS, assign_splits
@@ -320,6 +320,7 @@ def build_shards(roots: Path | list[Path], out: Path, cfg: BuildConfig, workers:
     """Build (or resume, repair, or confirm) a shard set in `out` from one root or several (main first)."""
     t0 = time.perf_counter()
     roots = [Path(r) for r in (roots if isinstance(roots, list | tuple) else [roots])]
+    _check_roots(roots)  # before OUT or any state is made: a mistyped root must not block the corrected build
     out = output_folder(out)
     missing: list[str] = []
     with _locked(out):
@@ -347,6 +348,20 @@ def build_shards(roots: Path | list[Path], out: Path, cfg: BuildConfig, workers:
         shutil.rmtree(state.folder)
     return BuildResult(manifest, time.perf_counter() - t0, rebuilt_missing=len(missing),
                        recordings_reused=int(counts["reused"]), audio_seconds_processed=round(counts["staged_s"], 3))
+
+
+def _check_roots(roots: list[Path]) -> None:
+    """Every root a MusicNet layout; none given twice or inside another, which would put one recording in two
+    splits (a main root's test recordings in train, under another root's prefix)."""
+    resolved = []
+    for root in roots:
+        data_dir(root)
+        here = root.resolve()
+        for other, given in resolved:
+            if here == other or other in here.parents or here in other.parents:
+                relation = "the same folder as" if here == other else "inside" if other in here.parents else "holds"
+                raise InputError(f"{root}: {relation} root {given}; give each dataset once")
+        resolved.append((here, root))
 
 
 def _warn_missing_in_val(splits: dict[str, SplitInfo]) -> None:

@@ -20,6 +20,7 @@ from .audio import AUDIO_SUFFIXES
 from .labels import LABEL_COLUMNS
 
 FOLDERS = ("train", "test")
+INCOMPLETE = ".musicid-incomplete"  # in a dataset folder while synth or render writes it
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,15 @@ class Recording:
 
 
 def data_dir(root: Path) -> Path:
-    """The folder holding `{train,test}_{data,labels}`: `<root>/musicnet/musicnet` or `<root>` itself."""
+    """The folder holding `{train,test}_{data,labels}`: `<root>/musicnet/musicnet` or `<root>` itself. A
+    dataset that synth or render did not finish is refused: it would be read as if it were whole."""
     if not root.exists():
         raise InputError(f"{root}: dataset root does not exist")
     if not root.is_dir():
         raise InputError(f"{root}: dataset root is not a directory")
+    if (root / INCOMPLETE).exists():
+        raise InputError(f"{root}: an unfinished dataset ({(root / INCOMPLETE).read_text().strip()} was "
+                         "interrupted); rerun that command with --overwrite")
     for cand in (root / "musicnet" / "musicnet", root / "musicnet", root):
         if any((cand / f"{f}_{k}").is_dir() for f in FOLDERS for k in ("data", "labels")):
             return cand
@@ -82,22 +87,32 @@ def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
 
 
 def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()) -> Path:
-    """OUT for a dataset a tool writes: refused when it holds one, unless `overwrite` and its metadata shows
-    that tool (`source`, and its own `columns`) wrote every recording: a real MusicNet is never deleted."""
+    """OUT for a dataset a tool writes: refused when it holds one, unless `overwrite` and that tool wrote it:
+    its metadata shows the tool (`source`, and its own `columns`) for every recording, or the tool's own
+    unfinished-marker is there (an interrupted run). A real MusicNet is never deleted. The marker is put in
+    place until `finish_dataset`."""
     out = output_folder(out)
-    meta = out / "musicnet_metadata.csv"
-    if not (out / "musicnet").exists() and not meta.exists():
-        return out
-    if not overwrite:
-        raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
-    df = pd.read_csv(meta, dtype=str) if meta.is_file() else pd.DataFrame()
-    if not {"source", *columns} <= set(df.columns) or not set(df["source"].fillna("")) <= {source} or (
-            not columns and df.empty):
-        raise InputError(f"{out}: holds a dataset that {source} did not write (see musicnet_metadata.csv); "
-                         "choose another OUT")
-    shutil.rmtree(out / "musicnet", ignore_errors=True)
-    meta.unlink()
+    meta, marker = out / "musicnet_metadata.csv", out / INCOMPLETE
+    if (out / "musicnet").exists() or meta.exists() or marker.exists():
+        if not overwrite:
+            raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
+        ours = marker.is_file() and marker.read_text().strip() == source
+        if not ours:
+            df = pd.read_csv(meta, dtype=str) if meta.is_file() else pd.DataFrame()
+            ours = ({"source", *columns} <= set(df.columns) and set(df["source"].fillna("")) <= {source}
+                    and not (not columns and df.empty))
+        if not ours:
+            raise InputError(f"{out}: holds a dataset that {source} did not write"
+                             + (" (see musicnet_metadata.csv)" if meta.exists() else "") + "; choose another OUT")
+        shutil.rmtree(out / "musicnet", ignore_errors=True)
+        meta.unlink(missing_ok=True)
+    marker.write_text(source + "\n")
     return out
+
+
+def finish_dataset(out: Path) -> None:
+    """The dataset in `out` is whole: its unfinished-marker goes."""
+    (out / INCOMPLETE).unlink()
 
 
 def write_musicnet_recording(base: Path, folder: str, rid: str, audio: np.ndarray, rate: int, rows: list) -> None:

@@ -31,9 +31,9 @@ from musicid.errors import InputError
 
 from .features import REFERENCE_RATE
 from .instruments import Library, load_library
-from .layout import claim_dataset_folder, write_musicnet_recording
+from .layout import claim_dataset_folder, finish_dataset, write_musicnet_recording
 from .players import Note, Player, check_player, play
-from .scores import SCORE_SUFFIXES, excerpt
+from .scores import SCORE_SUFFIXES, excerpt, read_parts
 from .synth import NOTE_VALUES, PROGRAM, TIMBRES, _voice_notes
 from .vocab import INSTRUMENTS
 
@@ -314,11 +314,12 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
     meta, ids, skipped, details, total = [], {"train": [], "test": []}, Counter(), [], 0.0
     for i, path in enumerate(files):
         file_rng = np.random.default_rng(seeds[i])
-        is_score = path.suffix.lower() in SCORE_SUFFIXES
+        is_score, parsed = path.suffix.lower() in SCORE_SUFFIXES, None
         for k in range(excerpts if is_score else 1):
             try:
                 if is_score:
-                    ensemble, notes = excerpt(path, seconds, file_rng)
+                    parsed = parsed or read_parts(path)  # parsed once for all its excerpts
+                    ensemble, notes = excerpt(path, parsed, seconds, file_rng)
                     audio, rows, var = render_score(notes, file_rng, fonts, varied, lib)
                 else:
                     var = Variety.draw(file_rng, fonts, varied)
@@ -342,7 +343,9 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
     if not meta:
         shutil.rmtree(out / "musicnet")  # made above, empty: nothing for a corrected command to trip on
         (out / "musicnet_metadata.csv").unlink()
+        finish_dataset(out)
         raise InputError(f"none of the {len(files)} inputs could be rendered: " + "; ".join(details[:3]))
+    finish_dataset(out)
     return RenderResult(ids, total, skipped, details)
 
 

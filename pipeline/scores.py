@@ -49,7 +49,7 @@ def read_parts(path: Path) -> tuple[list[list[tuple[float, float, int]]], bool]:
     from music21 import converter, stream
 
     try:
-        score = converter.parse(str(path))
+        score = converter.parse(str(path), forceSource=True)  # parsed anew: music21's cache is pickle
     except Exception as exc:  # noqa: BLE001 - music21's parsers raise many types for broken files
         raise InputError(f"{path}: not a score music21 can read ({type(exc).__name__})") from exc
     parts = list(score.parts) if hasattr(score, "parts") else []
@@ -113,10 +113,10 @@ def orchestrate(parts: list, keyboard: bool, rng: np.random.Generator) -> tuple[
     return (named[0] if named else "+".join(members)), assigned
 
 
-def excerpt(path: Path, seconds: float, rng: np.random.Generator) -> tuple[str, list[ScoreNote]]:
-    """A seeded excerpt of `seconds` from the score at a drawn tempo, orchestrated, with per-part balance and
-    phrase dynamics as the generator gives its own scores."""
-    parts, keyboard = read_parts(path)
+def excerpt(path: Path, score: tuple[list, bool], seconds: float, rng: np.random.Generator) -> tuple[str, list]:
+    """A seeded excerpt of `seconds` from a score (`read_parts` of `path`) at a drawn tempo, orchestrated, with
+    per-part balance and phrase dynamics as the generator gives its own scores: (ensemble, ScoreNotes)."""
+    parts, keyboard = score
     if not parts:
         raise InputError(f"{path}: the score holds no notes")
     ensemble, voices = orchestrate(parts, keyboard, rng)

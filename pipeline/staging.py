@@ -7,6 +7,7 @@ shard samples out of these arrays through memory maps, so no stage holds more th
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -66,7 +67,12 @@ def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: FeatureC
     try:
         tmp.mkdir(parents=True)
         for name, arr in arrays.items():
-            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+            try:
+                np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+            except OSError as exc:
+                if exc.errno is None and "requested and" in str(exc):  # numpy's short write: no errno, no name
+                    raise OSError(errno.ENOSPC, f"no space left on the device ({exc})", str(tmp)) from exc
+                raise
         (tmp / "meta.json").write_text(json.dumps(meta))
         os.replace(tmp, final)
     finally:

@@ -19,7 +19,7 @@ import numpy as np
 from musicid.errors import InputError
 
 from .features import REFERENCE_RATE
-from .layout import claim_dataset_folder, write_musicnet_recording
+from .layout import claim_dataset_folder, finish_dataset, write_musicnet_recording
 from .vocab import INSTRUMENTS
 from .workers import ordered_map
 
@@ -341,4 +341,5 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
         writer = csv.DictWriter(fh, fieldnames=list(meta[0]), quoting=csv.QUOTE_MINIMAL)
         writer.writeheader()
         writer.writerows(meta)
+    finish_dataset(out)
     return ids

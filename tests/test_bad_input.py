@@ -198,3 +198,28 @@ def test_trainer_names_a_manifest_that_is_not_one(tmp_path):
     (tmp_path / "manifest.json").write_text('{"splits": {}}')
     r = invoke(train_app, ["--shards", tmp_path, "--out", tmp_path / "run"])
     assert r.exit_code == 1 and "not a musicid manifest: missing 'format_version'" in r.output
+
+
+def test_full_disk_while_staging_says_so(synth_root, tmp_path, monkeypatch):
+    from musicid.pipeline import staging
+
+    def short_write(*args, **kwargs):  # what numpy raises on a full disk: no errno, no file name
+        raise OSError("44160 requested and 16320 written")
+
+    monkeypatch.setattr(staging.np, "save", short_write)
+    r = cli("build-shards", synth_root, tmp_path / "o", "--workers", "1", "--shards-per-split", "2")
+    assert r.exit_code == 1 and "no space left on the device" in r.output and "free space and rerun" in r.output
+
+
+def test_roots_are_checked_before_anything_is_written(synth_root, tmp_path):
+    out = tmp_path / "o1"
+    r = cli("build-shards", tmp_path / "nope", out)
+    assert r.exit_code == 1 and "does not exist" in r.output and not out.exists()
+    r = cli("build-shards", synth_root, synth_root, out)
+    assert r.exit_code == 1 and "the same folder as root" in r.output and not out.exists()
+    r = cli("build-shards", synth_root, synth_root / "musicnet", out)
+    assert r.exit_code == 1 and "inside root" in r.output and not out.exists()
+    r = cli("build-shards", synth_root, out, "--window", "inf")
+    assert r.exit_code == 1 and "--window must be a finite number" in r.output and not out.exists()
+    r = cli("build-shards", synth_root, out, "--workers", "1", "--shards-per-split", "2")
+    assert r.exit_code == 0, r.output

@@ -11,14 +11,14 @@ from sklearn.metrics import average_precision_score, precision_recall_fscore_sup
 
 from musicid.errors import InputError
 from musicid.infer import evaluate as evaluate_mod
-from musicid.infer.calibration import Calibration, read_calibration
+from musicid.infer.calibration import Calibration, calibration_file
 from musicid.infer.checkpoint import load_run
 from musicid.infer.eval_cli import app
 from musicid.infer.metrics import score_sets
 from musicid.infer.predictors import predict
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig
-from tests.conftest import invoke
+from tests.conftest import invoke, tree_digest
 
 P = np.array([[0.9, 0.6, 0.2, 0.1],
               [0.1, 0.2, 0.3, 0.05],
@@ -93,25 +93,30 @@ def test_calibration_reads_only_val(tiny_run, tiny_shards, monkeypatch):
     assert test_urls and all("/test-" in u for u in test_urls)
 
 
-def test_eval_cli_end_to_end_never_rewrites_the_checkpoint(tiny_run, tiny_shards, tmp_path):
+def test_eval_cli_end_to_end_writes_nothing_into_the_run(tiny_run, tiny_shards, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
-    before = (run_dir / "best.pt").read_bytes()
+    before = tree_digest(run_dir)
+    monkeypatch.chdir(tmp_path)
     r = invoke(app, [run_dir, "--shards", tiny_shards, "--compare"])
     assert r.exit_code == 0, r.output
     assert "top3 per instrument" in r.output and "calibrated" in r.output and "hybrid" in r.output
-    out = run_dir / "eval-test"
+    out = tmp_path / "eval" / "run-test"  # the default: beside the user, not inside the (maybe shared) run
+    assert tree_digest(run_dir) == before
+    r = invoke(app, [run_dir, "--shards", tiny_shards])
+    assert r.exit_code == 1 and "already exists" in r.output and "--overwrite" in r.output
     for name in ("report.json", "report.md", "pr_curves.png", "f1_per_class.png", "compare_predictors.png"):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "report.json").read_text())
     assert set(report["results"]) >= {"top3", "threshold", "prior", "valmean", "noise", "calibrated", "hybrid"}
     assert 0 <= report["results"]["top3"]["mAP"] <= 1
-    cal = read_calibration(run_dir / "best.pt")  # its own artifact beside the checkpoint
-    assert cal.thresholds == report["calibration"]["thresholds"] and "val split" in cal.fitted_on
+    assert "val split" in report["calibration"]["fitted_on"]  # the refit goes into the report
     r = invoke(app, ["compare-runs", run_dir, tiny_run, "--shards", tiny_shards, "--out", tmp_path / "cmp"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "cmp" / "compare_runs.png").exists() and "(bce)" in r.output
-    assert (run_dir / "best.pt").read_bytes() == before
+    r = invoke(app, [run_dir, "--shards", tiny_shards, "--instruments", "violin,Violin,viola", "--overwrite"])
+    assert r.exit_code == 1 and "Violin given more than once" in r.output.replace("violin", "Violin")
+    assert tree_digest(run_dir) == before
 
 
 def test_mismatched_shards_empty_split_and_bad_choices_fail_clearly(tiny_run, synth_root, tmp_path):
@@ -132,3 +137,18 @@ def test_mismatched_shards_empty_split_and_bad_choices_fail_clearly(tiny_run, sy
     assert r.exit_code == 1 and "no checkpoint" in r.output
     r = invoke(app, [tiny_run, "--shards", same, "--split", "holdout"])
     assert r.exit_code == 1 and "'holdout' is not one of" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("thresholds", [[float("nan")] * 11, [7.0] * 11, [0.5, 0.5, 0.5], "high"])
+def test_a_damaged_calibration_is_named_not_used(tiny_run, tmp_path, thresholds):
+    """The right checkpoint hash, wrong values: refused with the file named, never 'no instrument found'."""
+    from musicid.infer.checkpoint import load_run
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    path = calibration_file(run_dir / "best.pt")
+    cal = json.loads(path.read_text())
+    cal["thresholds"] = thresholds
+    path.write_text(json.dumps(cal))
+    with pytest.raises(InputError, match=r"best.calibration.json: thresholds must be 11 numbers in \[0, 1\]"):
+        load_run(run_dir)

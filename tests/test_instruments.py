@@ -177,7 +177,7 @@ def test_scores_are_read_and_orchestrated_onto_ensembles(tmp_path):
     parts, keyboard = read_parts(path)
     assert len(parts) == 4 and not keyboard and parts[0][:2] == [(0.0, 1.0, 76), (1.0, 2.0, 74)]
     for seed in range(6):
-        ensemble, notes = excerpt(path, 4.0, np.random.default_rng(seed))
+        ensemble, notes = excerpt(path, (parts, keyboard), 4.0, np.random.default_rng(seed))
         names = {n.name for n in notes}
         assert len(names) >= 3 and ensemble
         high = max(names, key=lambda n: np.mean([x.pitch for x in notes if x.name == n]))

@@ -109,3 +109,19 @@ def test_embedded_audio_plays_from_the_page_alone(browser, tmp_path, monkeypatch
     sf.write(pred.path, np.zeros(44100 * 2, np.float32), 44100)
     with pytest.raises(InputError, match=r"at most 0 min \(1 s\) of audio"):
         write_html(pred, tmp_path / "too-long.html", embed_audio=True)
+
+
+@pytest.mark.parametrize("name", ["<!--<script>.wav", "a<b>&amp;-->.wav", "x\u2028y'\"&.wav"])
+def test_hostile_file_names_cannot_break_the_page(browser, tmp_path, name):
+    """A name that would end the script element or open a comment inside the embedded JSON."""
+    pred = known_prediction(tmp_path)
+    hostile = tmp_path / name
+    pred.path.rename(hostile)
+    pred.path = hostile
+    out = tmp_path / "hostile.html"
+    write_html(pred, out)
+    page, errors = open_page(browser, out)
+    assert page.evaluate("window.musicid.data.segments")["Violin"] == [list(s) for s in pred.segments()["Violin"]]
+    page.evaluate("window.musicid.seek(2.5)")
+    page.wait_for_function("Math.abs(document.getElementById('audio').currentTime - 2.5) < 0.01")
+    assert errors == []

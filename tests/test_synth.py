@@ -93,3 +93,31 @@ def test_balanced_draws_give_every_instrument_its_share():
         drawn = choose_ensembles(200, rng, balanced=balanced)[4:]  # after the coverage set
         counts[balanced] = sum("Harpsichord" in ENSEMBLES[e][1] for e in drawn)
     assert counts[True] > 2 * max(counts[False], 1)
+
+
+def test_an_interrupted_synth_is_refused_by_builds_and_replaced_by_overwrite(tmp_path, monkeypatch):
+    from musicid.pipeline import synth as synth_mod
+    from musicid.pipeline.cli import app
+    from tests.conftest import invoke
+
+    written = []
+    real = synth_mod.write_musicnet_recording
+
+    def interrupted(*args):
+        if len(written) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after two recordings
+        written.append(args[2])
+        real(*args)
+
+    monkeypatch.setattr(synth_mod, "write_musicnet_recording", interrupted)
+    out = tmp_path / "ds"
+    r = invoke(app, ["synth", out, "--recordings", "6", "--seconds", "1", "--workers", "1"])
+    assert r.exit_code == 130 and "interrupted" in r.output
+    monkeypatch.undo()
+    r = invoke(app, ["build-shards", out, tmp_path / "shards"])
+    assert r.exit_code == 1 and "unfinished dataset (musicid synth was interrupted)" in r.output
+    r = invoke(app, ["synth", out, "--recordings", "6", "--seconds", "1", "--workers", "1"])
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    r = invoke(app, ["synth", out, "--recordings", "6", "--seconds", "1", "--workers", "1", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert invoke(app, ["build-shards", out, tmp_path / "shards", "--workers", "1"]).exit_code == 0

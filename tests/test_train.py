@@ -246,3 +246,19 @@ def test_spec_augment_masks_bands_and_spans_within_limits():
         assert ((out == 0) <= ((out[0] == 0).all(axis=1)[:, None] | (out[0] == 0).all(axis=0)[None])).all()
         masked += bool(zero_rows and zero_cols)
     assert masked >= 10 and spec.min() == 1.0  # masks are usually drawn; the input is left untouched
+
+
+def test_divergence_tpu_and_a_run_stopped_before_its_first_checkpoint(tiny_shards, tmp_path):
+    base = ["--shards", tiny_shards, "--epochs", "1", "--epoch-steps", "2", "--batch-size", "8", "--workers", "0"]
+    r = invoke(app, [*base, "--out", tmp_path / "d", "--lr", "1e30"])
+    assert r.exit_code == 1 and "training diverged" in r.output and "lower --lr" in r.output
+    r = invoke(app, [*base, "--out", tmp_path / "t", "--device", "tpu"])
+    assert r.exit_code == 1 and "--device must be one of auto, cpu, cuda" in r.output
+    r = invoke(app, [*base, "--out", tmp_path / "t", "--lr", "inf"])
+    assert r.exit_code == 1 and "--lr must be a finite number" in r.output
+    stopped = tmp_path / "stopped"  # what SIGTERM in the first epoch leaves: the config alone
+    stopped.mkdir()
+    (stopped / "config.json").write_text("{}")
+    r = invoke(app, [*base, "--out", stopped])
+    assert r.exit_code == 0, r.output
+    assert (stopped / "best.pt").exists() and json.loads((stopped / "config.json").read_text())["epochs"] == 1

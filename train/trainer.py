@@ -175,6 +175,9 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.ddp(x.contiguous(memory_format=torch.channels_last))
         loss = self.loss_fn(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise InputError(f"training diverged: the loss is {loss.item()} at step {self.step + 1}; lower --lr "
+                             f"(it is {self.cfg.lr:g}), or check the shards with musicid-pipeline inspect --verify")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -254,7 +257,8 @@ class Trainer:
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"{self.out}: exists and is not a folder; choose another --out")
         earlier = [self.out / n for n in RUN_FILES if (self.out / n).exists()]
-        if earlier and not overwrite:
+        # a run stopped before its first checkpoint left only its config: nothing to keep or resume
+        if earlier and not overwrite and any(p.name != "config.json" for p in earlier):
             raise InputError(f"{self.out}: holds an earlier run ({earlier[0].name}); use --resume to continue it, "
                              "--overwrite to start over, or another --out")
         distributed.barrier(self.dist)

@@ -1,0 +1,115 @@
+"""The shipped model: export (fp16, calibration carried over), the default for predict and eval, fine-tuning
+from it, the model inside the package itself, and scoring on labelled real-clip folders (realdev's shape) with
+clips written by LAME and by hand-built WAV headers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import musicid.infer.shipped as shipped
+from musicid.errors import InputError
+from musicid.infer.checkpoint import load_checkpoint, load_run
+from musicid.infer.clips import clips_table, read_clips, score_clips
+from musicid.infer.eval_cli import app as eval_app
+from musicid.infer.export import export_model
+from musicid.infer.model import build_model
+from musicid.infer.predict import predict_file
+from musicid.infer.predict_cli import app as predict_app
+from musicid.pipeline.vocab import NAMES
+from tests.audio_writers import tone, write_float_wav, write_mp3
+from tests.conftest import invoke
+
+
+@pytest.fixture()
+def clips(tmp_path):
+    """Three labelled clips from other writers (LAME MP3, a hand-built float WAV) and one of an 'other'."""
+    folder = tmp_path / "clips"
+    (folder / "audio").mkdir(parents=True)
+    write_mp3(folder / "audio" / "a.mp3", tone(1.5, 44100, 1, 262.0), 44100, vbr=True)
+    write_float_wav(folder / "audio" / "b.wav", tone(2.0, 22050, 2, 440.0), 22050)
+    write_mp3(folder / "audio" / "c.mp3", tone(1.0, 48000, 2, 600.0), 48000, vbr=False)
+    (folder / "labels.csv").write_text("file,instruments,notes\na.mp3,Piano,x\nb.wav,violin,\nc.mp3,other:trumpet,\n")
+    return folder
+
+
+@pytest.fixture()
+def exported(tiny_run, tmp_path, monkeypatch):
+    """The tiny run exported as the package's model (the package's folder swapped for a temporary one)."""
+    folder = tmp_path / "model"
+    export_model(tiny_run, folder, {"name": "test", "data_sources": []})
+    monkeypatch.setattr(shipped, "SHIPPED", folder)
+    return folder
+
+
+def test_export_halves_the_weights_and_keeps_the_calibration(tiny_run, exported, clips):
+    state = load_checkpoint(exported / "model.pt")
+    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
+    size = (exported / "model.pt").stat().st_size
+    assert "optimizer" not in state and size < 0.6 * (tiny_run / "best.pt").stat().st_size
+    run = load_run(exported)  # a folder: its model.pt
+    original = load_run(tiny_run)
+    assert run.calibration is not None and run.calibration.thresholds == original.calibration.thresholds
+    wav = clips / "audio" / "b.wav"
+    a, b = predict_file(wav, run).probs, predict_file(wav, original).probs
+    assert np.abs(a - b).max() < 0.05  # fp16 weights, fp32 arithmetic
+    assert json.loads((exported / "card.json").read_text())["name"] == "test"
+
+
+def test_predict_and_eval_use_the_shipped_model_by_default(exported, clips, tmp_path):
+    pred = predict_file(clips / "audio" / "a.mp3")
+    assert pred.model == str(exported / "model.pt")
+    r = invoke(predict_app, [clips / "audio" / "a.mp3", "-o", tmp_path / "out", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert "model.pt" in (tmp_path / "out" / "a.instruments.json").read_text()
+    r = invoke(eval_app, ["clips", clips, "--out", tmp_path / "rep"])
+    assert r.exit_code == 0 and "top-1" in r.output, r.output
+    r = invoke(eval_app, ["clips", clips, "--out", tmp_path / "rep"])
+    assert r.exit_code == 1 and "already exists" in r.output
+
+
+def test_no_shipped_model_is_one_line_that_says_what_to_do(tmp_path, monkeypatch, clips):
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "none")
+    r = invoke(predict_app, [clips / "audio" / "a.mp3"])
+    assert r.exit_code == 1 and "ships no model" in r.output and "--model" in r.output
+    with pytest.raises(InputError, match="ships no model"):
+        build_model("default")
+
+
+def test_fine_tuning_starts_from_the_shipped_weights(exported):
+    model = build_model("default")
+    weights = load_checkpoint(exported / "model.pt")["model"]
+    assert torch.equal(model.backbone.conv1.weight, weights["backbone.conv1.weight"].float())
+
+
+def test_the_package_ships_a_model_that_predicts():
+    path = shipped.shipped_model()
+    card = shipped.read_card()
+    assert path.stat().st_size < 30e6 and card["data_sources"] and card["seed"] == 0
+    run = load_run(path)
+    assert run.calibration is not None
+    probs = run.model.predict_proba(torch.zeros(1, 1, run.card.features.n_mels, run.card.n_frames))
+    assert probs.shape == (1, len(NAMES)) and torch.isfinite(probs).all()
+
+
+def test_clip_scores_follow_the_probabilities(tiny_run, clips):
+    run = load_run(tiny_run)
+    result = score_clips(run, clips)
+    assert result["clips"] == 3 and result["solo_clips"] == 2 and result["others"]["clips"] == 1
+    rows = {r["file"]: r for r in result["rows"]}
+    expected = np.mean([rows["a.mp3"]["top3"][0] == "Piano", rows["b.wav"]["top3"][0] == "Violin"])
+    assert result["top1"] == expected
+    assert result["per_class"]["Piano"]["clips"] == 1 and result["per_class"]["Oboe"]["top1"] is None
+    assert "| Piano | 1 |" in clips_table(result)
+
+
+@pytest.mark.parametrize("row, message", [("a.mp3,Kazoo", "unknown instrument 'Kazoo'"),
+                                          ("nope.wav,Piano", "no audio file"),
+                                          ("a.mp3,", "no instruments given")])
+def test_bad_clip_labels_name_the_line(clips, row, message):
+    (clips / "labels.csv").write_text(f"file,instruments\n{row}\n")
+    with pytest.raises(InputError, match=message):
+        read_clips(clips)
