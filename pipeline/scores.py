@@ -12,7 +12,7 @@ import numpy as np
 
 from musicid.errors import InputError
 
-from .synth import ENSEMBLES, NOTE_VALUES, TIMBRES, ScoreNote
+from .generator import ENSEMBLES, NOTE_VALUES, TIMBRES, ScoreNote
 
 SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".krn")
 CORPUS_COMPOSERS = ("haydn", "mozart", "beethoven", "bach", "schumann_robert", "joplin", "handel")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -77,3 +78,38 @@ def test_prediction_imports_no_training_code(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith('musicid.train')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """Every import between musicid's modules (top-level or inside a function) as a graph: no cycles."""
+    import ast
+    import importlib.util
+
+    graph = {}
+    for package in ("musicid", "musicid.pipeline", "musicid.train", "musicid.infer"):
+        folder = Path(importlib.util.find_spec(package).origin).parent
+        for path in folder.glob("*.py"):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            edges = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+                    target = ".".join(p for p in (base, node.module or "") if p)
+                    edges |= {target} | {f"{target}.{a.name}" for a in node.names}
+                elif isinstance(node, ast.Import):
+                    edges |= {a.name for a in node.names}
+            graph[name] = {e for e in edges if e.startswith("musicid")}
+    graph = {k: {e for e in v if e in graph and e != k} for k, v in graph.items()}
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            assert state.get(nxt) != "open", " -> ".join([*stack, node, nxt])
+            if nxt not in state:
+                visit(nxt, [*stack, node])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])

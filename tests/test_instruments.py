@@ -29,8 +29,9 @@ except ImportError:
                 allow_module_level=True)
 
 from musicid.pipeline.instruments import LIBRARY_FILE, fetch, load_library, note_number, write_sfz  # noqa: E402
+from musicid.pipeline.performance import default_soundfont  # noqa: E402
 from musicid.pipeline.players import Note, Player, play  # noqa: E402
-from musicid.pipeline.render import default_soundfont, render  # noqa: E402
+from musicid.pipeline.render import render  # noqa: E402
 from musicid.pipeline.scores import excerpt, read_parts  # noqa: E402
 
 RATE = 44100

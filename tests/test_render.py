@@ -26,7 +26,8 @@ except ImportError:
     pytest.skip("no FluidSynth here (make setup installs libfluidsynth3 as root; CI always runs these tests)",
                 allow_module_level=True)
 
-from musicid.pipeline.render import default_soundfont, render  # noqa: E402
+from musicid.pipeline.performance import default_soundfont  # noqa: E402
+from musicid.pipeline.render import render  # noqa: E402
 
 
 def write_midi(path, parts, seconds=3.0):
@@ -169,8 +170,8 @@ def test_sampled_engine_mixes_each_part_at_its_score_level():
     """A SoundFont's presets differ in volume and decay (TimGM6mb's held piano ends ~8 dB under its cello): the
     sampled engine scales each part to its score loudness over the time it is held, so parts the labels call
     present are heard at the level the score gives them."""
-    from musicid.pipeline.render import render_score
-    from musicid.pipeline.synth import ScoreNote
+    from musicid.pipeline.generator import ScoreNote
+    from musicid.pipeline.performance import render_score
 
     def levels_db(piano_loudness):
         notes = [ScoreNote("Piano", 0.0, 1.0, 60, 0.0, 1.0, "Quarter", piano_loudness),

@@ -8,8 +8,9 @@ import pytest
 import soundfile as sf
 
 from musicid.errors import InputError
+from musicid.pipeline.generator import ENSEMBLES, TIMBRES, choose_ensembles, ensemble_weights
 from musicid.pipeline.labels import LABEL_COLUMNS
-from musicid.pipeline.synth import ENSEMBLES, TIMBRES, choose_ensembles, ensemble_weights, render_note, synthesize
+from musicid.pipeline.synth import render_note, synthesize
 from musicid.pipeline.vocab import INSTRUMENTS
 from tests.conftest import tree_digest
 
