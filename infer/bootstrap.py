@@ -14,6 +14,8 @@ import numpy as np
 
 from .frames import Rows
 
+N_BOOT = 1000  # bootstrap resamples of recordings for 95 % intervals
+
 STATS = ("mAP", "macro F1", "micro F1")
 
 
@@ -55,7 +57,7 @@ class Resampler:
         return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def intervals(resamplers: list[Resampler], n_boot: int = 1000, seed: int = 0) -> list[dict]:
+def intervals(resamplers: list[Resampler], n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
     """For each scored set: its statistics with their 95 % intervals; sets after the first also get their
     difference from the first (paired: the same resampled recordings), and whether it excludes zero."""
     n_rec = len(resamplers[0].recs)

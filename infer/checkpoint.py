@@ -21,10 +21,11 @@ from musicid.pipeline.windows import WindowConfig
 from musicid.records import require
 
 from .calibration import Calibration, read_calibration
-from .model import DROPOUT, InstrumentNet, load_torch_file, resolve_device
+from .model import DEVICE, DROPOUT, InstrumentNet, load_torch_file, resolve_device
 from .shipped import WEIGHTS
 
 FORMAT_VERSION = 2
+BEST = "best.pt"  # the checkpoint a run folder stands for (by val mAP)
 REQUIRED = ("format_version", "model", "features", "window", "instruments", "normalization", "train_config",
             "default_predictor")
 
@@ -35,7 +36,7 @@ def checkpoint_file(run: Path) -> Path:
     if not run.is_dir():
         return run
     shipped = run / WEIGHTS
-    return shipped if shipped.is_file() and not (run / "best.pt").exists() else run / "best.pt"
+    return shipped if shipped.is_file() and not (run / BEST).exists() else run / BEST
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -96,7 +97,7 @@ class LoadedRun:
         return self.card.names
 
 
-def load_run(run: Path | str, device: str = "auto") -> LoadedRun:
+def load_run(run: Path | str, device: str = DEVICE) -> LoadedRun:
     """A run folder (its best.pt) or a checkpoint file, with its model ready for inference."""
     path = checkpoint_file(Path(run))
     state = load_checkpoint(path)

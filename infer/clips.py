@@ -16,6 +16,7 @@ import pandas as pd
 from musicid.errors import InputError
 from musicid.pipeline.vocab import NAMES
 
+from .calibration import DEFAULT_THRESHOLD
 from .checkpoint import LoadedRun
 from .metrics import per_class_ap
 from .predict import predict_file
@@ -75,7 +76,7 @@ def score_clips(run: LoadedRun, folder: Path) -> dict:
     present = labels.any(axis=0)
     ap = per_class_ap(probs[:, present], labels[:, present])
     others = [i for i, c in enumerate(clips) if not c.classes]
-    thresholds = np.asarray(run.calibration.thresholds) if run.calibration else np.full(len(NAMES), 0.5)
+    thresholds = np.asarray(run.calibration.thresholds) if run.calibration else np.full(len(NAMES), DEFAULT_THRESHOLD)
     per_class = {}
     for c, name in enumerate(NAMES):
         mine = [i for i in solo if clips[i].classes[0] == c]

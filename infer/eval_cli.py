@@ -4,18 +4,19 @@ with its bootstrap interval."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
-from musicid.cli import DefaultGroup, command, run
+from musicid.cli import DefaultGroup, choices, command, run
 from musicid.files import refuse_existing
+from musicid.pipeline.splits import SPLITS
 
-from .bootstrap import Resampler, intervals
+from .bootstrap import N_BOOT, Resampler, intervals
 from .checkpoint import load_run
-from .evaluate import EvalOptions, evaluate
-from .predictors import MAX_INSTRUMENTS, THRESHOLD, Predictor
+from .evaluate import LEVELS, EvalOptions, evaluate
+from .model import DEVICE, DEVICES
+from .predictors import DEFAULT, MAX_INSTRUMENTS, THRESHOLD, Predictor
 from .report import (
     interval_table,
     per_class_table,
@@ -36,15 +37,8 @@ SHARD_URL_HELP = ("Read shards from this URL template instead of beside the mani
 INSTRUMENTS_HELP = "Score only these classes, comma-separated (e.g. piano,violin,viola,cello,clarinet,bassoon,horn)."
 
 
-class Split(str, Enum):
-    train = "train"
-    val = "val"
-    test = "test"
-
-
-class Level(str, Enum):
-    window = "window"
-    frame = "frame"
+Split = choices("Split", SPLITS)
+Level = choices("Level", LEVELS)
 
 
 def _instruments(value: str | None) -> tuple[str, ...] | None:
@@ -61,13 +55,13 @@ def run_eval(
     run_path: Path = typer.Argument(..., metavar="RUN", help="Run folder (uses best.pt) or a checkpoint file."),
     shards: Path = typer.Option(..., "--shards", help="Shard folder or manifest path."),
     split: Split = typer.Option(Split.test, help="The split to score."),
-    predictor: Predictor = typer.Option("top3", help="How probabilities become instrument sets."),
+    predictor: Predictor = typer.Option(DEFAULT, help="How probabilities become instrument sets."),
     compare: bool = typer.Option(False, "--compare", help="Every predictor on the same split, one table."),
     level: Level = typer.Option(Level.window, help="Score 1 s windows, or frames (windows averaged per frame)."),
     frame_rate: float = typer.Option(None, min=0.1, help="Frame level on a coarser grid (frames per second)."),
     instruments: str = typer.Option(None, help=INSTRUMENTS_HELP),
     timeline: str = typer.Option(None, help="Also plot truth vs prediction over time for this recording id."),
-    bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of recordings for the 95% intervals."),
+    bootstrap: int = typer.Option(N_BOOT, min=10, help="Bootstrap resamples of recordings for the 95% intervals."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     out: Path = typer.Option(None, help="Report folder (default: eval/RUNNAME-SPLIT[-frame] here; nothing is "
                                         "written into the run folder)."),
@@ -76,7 +70,7 @@ def run_eval(
     max_instruments: int = typer.Option(MAX_INSTRUMENTS, min=1, help="For the `hybrid` predictor."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
     workers: int = typer.Option(0, min=0, help="DataLoader workers."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = typer.Option(DEVICE, help=" | ".join(DEVICES) + "."),
 ):
     """Evaluate a run: per-class and aggregated metrics with intervals, per-recording results, report.{json,md},
     PR curves, F1 bars, a recordings x instruments heat map."""
@@ -84,7 +78,7 @@ def run_eval(
     opts = EvalOptions(split.value, names, threshold, max_instruments, level.value, frame_rate,
                        _instruments(instruments), bootstrap, seed, workers, shard_url)
     r = load_run(run_path, device)
-    out = out or Path("eval") / f"{r.path.parent.name}-{split.value}{'-frame' if level == Level.frame else ''}"
+    out = out or Path("eval") / f"{r.path.parent.name}-{split.value}{'-frame' if level.value == 'frame' else ''}"
     refuse_existing([out / "report.json", out / "report.md"], overwrite)
     report = evaluate(r, shards, opts)
     rows = report["rows"]
@@ -92,7 +86,7 @@ def run_eval(
         raise typer.BadParameter(f"--timeline: no recording {timeline!r} in the {split.value} split")
     main = report["results"][predictor.value]
     cls = report["instruments"]
-    unit = "frames" if level == Level.frame else "windows"
+    unit = "frames" if level.value == "frame" else "windows"
     tables = [(f"{predictor.value} per instrument ({split.value}, {level.value} level, {main['samples']} {unit})",
                per_class_table(main)),
               (f"{predictor.value}: 95% intervals over {len(report['per_recording'])} recordings "
@@ -100,7 +94,7 @@ def run_eval(
               ("Summary", summary_table({n: report["results"][n] for n in names})),
               (f"{predictor.value} F1 per recording", per_recording_table(report["per_recording"], cls))]
     notes = []
-    if level == Level.frame:
+    if level.value == "frame":
         text, note = published_table(main)
         tables.append(("Published results (Hung & Yang, ISMIR 2018) beside ours", text))
         notes.append(note)
@@ -133,16 +127,16 @@ def compare_runs(
     runs: list[Path] = typer.Argument(..., help="Run folders or checkpoints, e.g. runs/bce runs/iou runs/mse."),
     shards: Path = typer.Option(..., "--shards", help="Shard folder or manifest path."),
     split: Split = typer.Option(Split.test, help="The split to score."),
-    predictor: Predictor = typer.Option("top3", help="How probabilities become instrument sets."),
+    predictor: Predictor = typer.Option(DEFAULT, help="How probabilities become instrument sets."),
     level: Level = typer.Option(Level.window, help="Score 1 s windows, or frames."),
     instruments: str = typer.Option(None, help=INSTRUMENTS_HELP),
-    bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of recordings for the intervals."),
+    bootstrap: int = typer.Option(N_BOOT, min=10, help="Bootstrap resamples of recordings for the intervals."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     out: Path = typer.Option(Path("runs/compare"), help="Report folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the reports already in OUT."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
     workers: int = typer.Option(0, min=0),
-    device: str = typer.Option("auto"),
+    device: str = typer.Option(DEVICE, help=" | ".join(DEVICES) + "."),
 ):
     """Several runs side by side on the same split and predictor (the prior work's loss comparison); each
     difference from the first run with its paired bootstrap interval over recordings."""
@@ -181,7 +175,7 @@ def clips_cmd(
     model: Path = typer.Option(None, "--model", help="Run folder or checkpoint (default: the shipped model)."),
     out: Path = typer.Option(None, help="Also write clips.json and clips.md here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace clips.json and clips.md in OUT."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = typer.Option(DEVICE, help=" | ".join(DEVICES) + "."),
 ):
     """Score a model on labelled real clips: solo top-1/top-3, clip mAP, per class, and how sure it is on
     instruments outside the 11."""

@@ -3,7 +3,6 @@ window or the frame level, per-recording results and bootstrap intervals."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +16,14 @@ from musicid.pipeline.manifest import Manifest, differing_fields, read_manifest
 from musicid.pipeline.shards import collate, log_bad, read_stages, shard_urls
 
 from . import calibration
-from .bootstrap import Resampler, intervals, per_recording
+from .bootstrap import N_BOOT, Resampler, intervals, per_recording
 from .checkpoint import LoadedRun, ModelCard
 from .frames import Rows, to_frames
 from .metrics import score_sets
-from .predictors import FITTED, MAX_INSTRUMENTS, THRESHOLD, predict
+from .predictors import DEFAULT, FITTED, MAX_INSTRUMENTS, THRESHOLD, predict
 
-log = logging.getLogger("musicid")
+LEVELS = ("window", "frame")  # what is scored: the shards' windows, or feature frames (windows averaged)
+
 
 
 @dataclass
@@ -46,13 +46,13 @@ class Predictions:
 @dataclass(frozen=True)
 class EvalOptions:
     split: str = "test"
-    predictors: tuple[str, ...] = ("top3",)
+    predictors: tuple[str, ...] = (DEFAULT,)
     threshold: float = THRESHOLD
     max_instruments: int = MAX_INSTRUMENTS
-    level: str = "window"
+    level: str = LEVELS[0]
     frame_rate: float | None = None  # frame level on a coarser grid (frames per second)
     instruments: tuple[str, ...] | None = None  # score these classes only (e.g. a published protocol's)
-    n_boot: int = 1000
+    n_boot: int = N_BOOT
     seed: int = 0
     workers: int = 0
     url_template: str | None = None

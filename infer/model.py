@@ -135,9 +135,10 @@ def build_model(pretrained: str = "none", freeze_backbone: bool = False, dropout
 
 
 DEVICES = ("auto", "cpu", "cuda")
+DEVICE = "auto"  # CUDA when present
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str = DEVICE, local_rank: int = 0) -> torch.device:
     """`auto` picks CUDA when present; asking for CUDA without it is a clear error."""
     if name not in DEVICES:
         raise InputError(f"--device must be one of {', '.join(DEVICES)}, not {name!r}")

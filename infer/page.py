@@ -24,6 +24,7 @@ from musicid.files import write_text_atomic
 from musicid.pipeline.audio import probe, stream_audio
 
 from .predict import Prediction
+from .timeline import clock
 
 WEB = Path(__file__).with_name("web")
 EMBED_MAX_S = 20 * 60  # 20 minutes of mono Opus at 48 kbps: about 7 MB, 9.5 MB as base64 in the page
@@ -54,10 +55,6 @@ INDEX = """<!doctype html>
 <body><header><h1>musicid: {n} recordings</h1></header><main><table><thead><tr><th>recording</th>
 <th>duration</th><th>instruments (share of time)</th></tr></thead><tbody>{rows}</tbody></table></main></body></html>
 """
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
 def _rule_text(pred: Prediction) -> str:
@@ -119,7 +116,7 @@ def write_html(pred: Prediction, path: Path, embed_audio: bool = False) -> None:
     write_text_atomic(path, PAGE.format(
         title=html.escape(f"musicid: {pred.path.name}"), css=(WEB / "page.css").read_text(),
         js=(WEB / "page.js").read_text(), src=html.escape(src),
-        meta=html.escape(f"{_clock(pred.duration_s)} · {len(pred.starts)} windows"),
+        meta=html.escape(f"{clock(pred.duration_s)} · {len(pred.starts)} windows"),
         rows=rows, model=html.escape(pred.model), predictor=html.escape(pred.predictor),
         rule=html.escape(_rule_text(pred)), data=data))
 
@@ -131,5 +128,5 @@ def write_index(pages: list[tuple[Path, Prediction]], path: Path) -> None:
         top = ", ".join(f"{r['name']} ({100 * r['share_of_time']:.0f}%)" for r in pred.summary()[:3]) or "none"
         href = quote(os.path.relpath(page.resolve(), path.parent.resolve()))
         rows.append(f"<tr><td><a href='{html.escape(href)}'>{html.escape(pred.path.name)}</a></td>"
-                    f"<td class=num>{_clock(pred.duration_s)}</td><td>{html.escape(top)}</td></tr>")
+                    f"<td class=num>{clock(pred.duration_s)}</td><td>{html.escape(top)}</td></tr>")
     write_text_atomic(path, INDEX.format(n=len(pages), css=(WEB / "page.css").read_text(), rows="".join(rows)))

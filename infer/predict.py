@@ -21,7 +21,7 @@ from musicid.pipeline.features import FeatureConfig, LogMelStream, normalise, se
 from musicid.pipeline.windows import frame_index
 
 from .checkpoint import LoadedRun, load_run
-from .predictors import FITTED, check_predictor, predict, rule_of
+from .predictors import DEFAULT, FITTED, check_predictor, predict, rule_of
 from .shipped import resolve_model
 
 log = logging.getLogger("musicid")
@@ -94,7 +94,7 @@ def default_predictor(run: LoadedRun) -> str:
     """The model's default predictor; `top3` (with a warning) when it needs a calibration the model lacks."""
     if run.card.default_predictor in FITTED and run.calibration is None:
         log.warning("warning: no calibration beside %s; predicting with top3 (musicid-eval fits one)", run.path)
-        return "top3"
+        return DEFAULT
     return run.card.default_predictor
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import partial
 from pathlib import Path
 
 import typer
@@ -15,11 +14,11 @@ from musicid.files import output_folder, refuse_existing
 from musicid.pipeline.audio import AUDIO_SUFFIXES, CHUNK_S
 
 from .checkpoint import load_run
+from .model import DEVICE, DEVICES
+from .outputs import FORMATS, check_formats, predict_and_save
 from .predictors import Predictor, check_predictor
 from .shipped import resolve_model
-from .timeline import WRITERS
 
-FORMATS = (*WRITERS, "html")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 log = logging.getLogger("musicid")
 
@@ -75,16 +74,14 @@ def predict_cmd(
                                      "at most 20 min) so it can be mailed; default: a relative link to the input."),
     top_k: int = typer.Option(0, min=0, help="List at most K instruments per file on stdout (0 = all found)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = typer.Option(DEVICE, help=" | ".join(DEVICES) + "."),
     chunk: float = typer.Option(CHUNK_S, min=1.0, help="Seconds of audio decoded at a time."),
 ):
     """Which instruments play, and when: a summary per file, and CSV/JSON/PNG timelines and HTML pages."""
-    from .page import write_html, write_index
-    from .predict import default_predictor, predict_file
+    from .page import write_index
+    from .predict import default_predictor
 
-    wanted = [f.strip() for f in formats.split(",") if f.strip()]
-    if not wanted or any(f not in FORMATS for f in wanted):
-        raise InputError(f"--format takes a comma-separated list of {', '.join(FORMATS)}, not {formats!r}")
+    wanted = check_formats([f.strip() for f in formats.split(",") if f.strip()])
     r = load_run(resolve_model(model), device)
     chosen = predictor.value if predictor else default_predictor(r)
     check_predictor(chosen, r.calibration)
@@ -99,17 +96,14 @@ def predict_cmd(
     index = (out_dir or Path(os.path.commonpath([s.parent.resolve() for s in stems.values()]))) / "index.html"
     with_index = "html" in wanted and len(files) > 1
     refuse_existing([Path(f"{s}.{fmt}") for s in stems.values() for fmt in wanted] + [index] * with_index, overwrite)
-    writers = {**WRITERS, "html": partial(write_html, embed_audio=embed_audio)}
     failed, pages = 0, []
     for path in files:
         try:
-            pred = predict_file(path, r, chosen, hop, chunk)
+            pred = predict_and_save(path, stems[path], wanted, r, chosen, hop, chunk, embed_audio)
         except AudioError as exc:
             failed += 1
             typer.secho(f"FAILED {exc}", fg=typer.colors.RED, err=True)
             continue
-        for fmt in wanted:
-            writers[fmt](pred, Path(f"{stems[path]}.{fmt}"))
         pages.append((Path(f"{stems[path]}.html"), pred))
         found = pred.summary()[: top_k or None]
         typer.echo(f"{path} ({pred.duration_s:.1f} s, {len(pred.starts)} windows, {pred.predictor}):")

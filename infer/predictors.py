@@ -26,6 +26,7 @@ FITTED = (*BIASED, "calibrated", "hybrid")  # need a calibration fitted on valid
 NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *FITTED)
 THRESHOLD = 0.5  # the `threshold` predictor's uniform threshold
 MAX_INSTRUMENTS = 3  # the `hybrid` predictor's ceiling
+DEFAULT = "top3"  # what needs no calibration: evaluation's default, and prediction's without a calibration
 Predictor = Enum("Predictor", {n: n for n in NAMES}, type=str)  # the CLIs' choice type
 
 

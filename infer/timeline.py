@@ -35,7 +35,8 @@ def write_json(pred: Prediction, path: Path) -> None:
     write_json_atomic(path, doc)
 
 
-def _clock(seconds: float, _pos=None) -> str:
+def clock(seconds: float, _pos=None) -> str:
+    """m:ss, rounded to the second (also a matplotlib tick formatter)."""
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}:{s:02d}"
 
@@ -52,7 +53,7 @@ def write_png(pred: Prediction, path: Path) -> None:
             ax.add_patch(plt.Rectangle((s, c - 0.42), e - s, 0.84, fill=False, edgecolor="white", linewidth=1.2))
     ax.set_yticks(range(n), pred.names)
     ax.set_xlim(0, pred.duration_s)
-    ax.xaxis.set_major_formatter(FuncFormatter(_clock) if pred.duration_s >= 120 else FuncFormatter(
+    ax.xaxis.set_major_formatter(FuncFormatter(clock) if pred.duration_s >= 120 else FuncFormatter(
         lambda v, _p: f"{v:g} s"))
     ax.set_xlabel("time (min:s)" if pred.duration_s >= 120 else "time")
     ax.set_title(f"{pred.path.name}: instrument probabilities, predicted activity outlined ({pred.predictor})")

@@ -3,7 +3,8 @@
 The public Python API, imported lazily so that `import musicid` stays light:
 
     import musicid
-    pred = musicid.predict_file("song.mp3", "runs/bce")      # a run folder or a checkpoint
+    pred = musicid.predict_file("song.mp3")                  # the shipped model; or a run folder, a checkpoint
+    musicid.predict_and_save("song.mp3", "out/song", ["csv", "png"])  # out/song.csv, out/song.png
     run = musicid.load_run("runs/bce")
     manifest = musicid.build_shards("data/musicnet", "shards", musicid.BuildConfig())
 """
@@ -12,6 +13,7 @@ from importlib import import_module
 
 _API = {
     "predict_file": "musicid.infer.predict",
+    "predict_and_save": "musicid.infer.outputs",
     "Prediction": "musicid.infer.predict",
     "load_run": "musicid.infer.checkpoint",
     "evaluate": "musicid.infer.evaluate",

@@ -16,7 +16,6 @@ from typer.core import TyperGroup
 
 from .errors import InputError, MusicidError
 
-log = logging.getLogger("musicid")
 _debug = False
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also log details.")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -13,13 +12,13 @@ from musicid.errors import InputError
 
 from .build import BuildConfig
 from .features import FeatureConfig
+from .manifest import skipped_line
 from .render import EXCERPT_S, OTHERS
 from .synth import ENGINES, RECORDINGS, SECONDS
 from .windows import SEGMENTATIONS, WindowConfig
 from .workers import WORKERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
-log = logging.getLogger("musicid")
 FEAT, WIN, BUILD = FeatureConfig(), WindowConfig(), BuildConfig()
 
 
@@ -100,7 +99,7 @@ def render(
     wall = time.perf_counter() - t0
     typer.echo(f"rendered {len(result.ids['train'])} train + {len(result.ids['test'])} test recordings "
                f"({result.seconds / 60:.1f} min, {result.seconds / wall:.0f}x real time) under {paths[-1]}")
-    typer.echo("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(result.skipped.items())) or "none"))
+    typer.echo(skipped_line(result.skipped))
 
 
 instruments_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -143,7 +142,7 @@ def index(
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False) if out.suffix == ".csv" else table.to_parquet(tmp, index=False)
     typer.echo(f"wrote {len(table)} spans of {table['recording'].nunique() if len(table) else 0} recordings to {out}")
-    typer.echo("skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "none"))
+    typer.echo(skipped_line(skipped))
 
 
 @app.command("build-shards")

@@ -21,6 +21,7 @@ from .labels import LABEL_COLUMNS
 
 FOLDERS = ("train", "test")
 INCOMPLETE = ".musicid-incomplete"  # in a dataset folder while synth or render writes it
+METADATA = "musicnet_metadata.csv"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple
     unfinished-marker is there (an interrupted run). A real MusicNet is never deleted. The marker is put in
     place until `finish_dataset`."""
     out = output_folder(out)
-    meta, marker = out / "musicnet_metadata.csv", out / INCOMPLETE
+    meta, marker = out / METADATA, out / INCOMPLETE
     if (out / "musicnet").exists() or meta.exists() or marker.exists():
         if not overwrite:
             raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
@@ -103,15 +104,16 @@ def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple
                     and not (not columns and df.empty))
         if not ours:
             raise InputError(f"{out}: holds a dataset that {source} did not write"
-                             + (" (see musicnet_metadata.csv)" if meta.exists() else "") + "; choose another OUT")
+                             + (f" (see {METADATA})" if meta.exists() else "") + "; choose another OUT")
         shutil.rmtree(out / "musicnet", ignore_errors=True)
         meta.unlink(missing_ok=True)
     marker.write_text(source + "\n")
     return out
 
 
-def finish_dataset(out: Path) -> None:
-    """The dataset in `out` is whole: its unfinished-marker goes."""
+def finish_dataset(out: Path, rows: list[dict], columns: list[str]) -> None:
+    """The dataset in `out` is whole: its metadata (a row per recording) is written, its marker goes."""
+    pd.DataFrame(rows, columns=columns).to_csv(out / METADATA, index=False)
     (out / INCOMPLETE).unlink()
 
 
@@ -126,7 +128,7 @@ def write_musicnet_recording(base: Path, folder: str, rid: str, audio: np.ndarra
 
 def read_metadata(root: Path) -> dict[str, str]:
     """Map recording id -> ensemble from `musicnet_metadata.csv` (empty when the file is absent)."""
-    for cand in (root / "musicnet_metadata.csv", data_dir(root) / "musicnet_metadata.csv"):
+    for cand in (root / METADATA, data_dir(root) / METADATA):
         if cand.is_file():
             try:
                 df = pd.read_csv(cand, dtype=str)

@@ -25,6 +25,11 @@ MANIFEST = "manifest.json"
 SHARD_NAME = re.compile(r"(train|val|test)-\d{6}\.tar")
 
 
+def skipped_line(counts: dict) -> str:
+    """Counts of what was skipped, by reason, as every command reports them."""
+    return "skipped: " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none")
+
+
 def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
@@ -122,7 +127,7 @@ class Manifest:
         if len(self.sources) > 1:
             lines += [f"source {i}: {src['root']}: {len(src['recordings'])} recordings, {src['seconds'] / 3600:.2f} h"
                       for i, src in enumerate(self.sources)]
-        lines.append("skipped: " + (", ".join(f"{k}={v}" for k, v in self.skipped.items()) or "none"))
+        lines.append(skipped_line(self.skipped))
         return "\n".join(lines + [f"  {d}" for d in self.skipped_details[:20]])
 
 

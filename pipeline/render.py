@@ -20,13 +20,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from musicid.errors import InputError
 
 from .features import REFERENCE_RATE
 from .instruments import Library, load_library
-from .layout import claim_dataset_folder, finish_dataset, write_musicnet_recording
+from .layout import INCOMPLETE, claim_dataset_folder, finish_dataset, write_musicnet_recording
 from .performance import (
     MAX_SECONDS,
     NAME_OF,
@@ -139,7 +138,6 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
     for folder in ("train", "test"):
         for kind in ("data", "labels"):
             (base / f"{folder}_{kind}").mkdir(parents=True, exist_ok=True)
-    _write_metadata(out, [])
     seeds = np.random.SeedSequence(seed).spawn(len(files))
     meta, ids, skipped, details, total = [], {"train": [], "test": []}, Counter(), [], 0.0
     for i, path in enumerate(files):
@@ -169,16 +167,9 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
                          "seconds": round(len(audio) / REFERENCE_RATE, 2), "others": others, **asdict(var)})
             ids[folder].append(rid)
             total += len(audio) / REFERENCE_RATE
-            _write_metadata(out, meta)  # after every recording: an interrupted render is still provably ours
     if not meta:
         shutil.rmtree(out / "musicnet")  # made above, empty: nothing for a corrected command to trip on
-        (out / "musicnet_metadata.csv").unlink()
-        finish_dataset(out)
+        (out / INCOMPLETE).unlink()
         raise InputError(f"none of the {len(files)} inputs could be rendered: " + "; ".join(details[:3]))
-    finish_dataset(out)
+    finish_dataset(out, meta, [*META_COLUMNS, "others", *(f.name for f in fields(Variety))])
     return RenderResult(ids, total, skipped, details)
-
-
-def _write_metadata(out: Path, rows: list[dict]) -> None:
-    columns = [*META_COLUMNS, "others", *(f.name for f in fields(Variety))]
-    pd.DataFrame(rows, columns=columns).to_csv(out / "musicnet_metadata.csv", index=False)

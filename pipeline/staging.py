@@ -24,8 +24,6 @@ from .layout import Recording
 from .spans import frame_activity, merge_spans
 from .windows import Samples, WindowConfig, cut_spans, cut_windows
 
-ARRAYS = ("spec", "roll", "frame0", "length", "start_s", "instruments", "notes", "stats")
-
 
 def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: FeatureConfig, win: WindowConfig) -> dict:
     """Stage one recording; returns its meta. Unusable audio gives {"skipped": reason} instead."""

@@ -8,7 +8,6 @@ The additive timbres differ the way the real instruments do: harmonic profile an
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -182,9 +181,5 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     # leaves state behind that deadlocks a forked child's own FluidSynth
     meta = list(ordered_map(one, jobs, workers, "recordings", progress, start="spawn"))
     ids = {folder: [rid for f, rid, *_ in jobs if f == folder] for folder in plan}
-    with open(out / "musicnet_metadata.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(meta[0]), quoting=csv.QUOTE_MINIMAL)
-        writer.writeheader()
-        writer.writerows(meta)
-    finish_dataset(out)
+    finish_dataset(out, meta, list(meta[0]))
     return ids

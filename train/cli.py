@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -14,7 +13,6 @@ from .losses import LOSSES
 from .trainer import TrainConfig, Trainer
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-log = logging.getLogger("musicid")
 Loss = choices("Loss", LOSSES)
 Precision = choices("Precision", PRECISIONS)
 D = TrainConfig  # defaults are read from the config, declared there once

@@ -23,10 +23,12 @@ from tqdm import tqdm
 from musicid.errors import InputError
 from musicid.files import output_folder, write_json_atomic
 from musicid.infer import calibration
-from musicid.infer.checkpoint import FORMAT_VERSION, ModelCard, load_checkpoint, save_checkpoint
+from musicid.infer.calibration import calibration_file
+from musicid.infer.checkpoint import BEST, FORMAT_VERSION, ModelCard, load_checkpoint, save_checkpoint
 from musicid.infer.evaluate import collect_predictions, fit_on
 from musicid.infer.metrics import macro_f1, per_class_ap
-from musicid.infer.model import DROPOUT, build_model, resolve_device, use_bf16
+from musicid.infer.model import DEVICE, DROPOUT, build_model, resolve_device, use_bf16
+from musicid.infer.predictors import DEFAULT
 from musicid.pipeline.manifest import differing_fields, read_manifest
 from musicid.pipeline.shards import log_bad, shard_urls
 
@@ -36,8 +38,8 @@ from .losses import make_loss
 from .stream import StreamConfig, check_shard_count, rank_shards, train_loader
 
 log = logging.getLogger("musicid")
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "last.calibration.json",
-             "best.calibration.json")
+RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", BEST,
+             *(calibration_file(Path(n)).name for n in ("last.pt", BEST)))
 RESUMABLE = ("workers", "device", "precision", "out", "shards", "shard_url")  # may differ when a run is resumed
 
 
@@ -56,7 +58,7 @@ class TrainConfig:
     freeze_backbone: bool = False
     dropout: float = DROPOUT
     workers: int = 2
-    device: str = "auto"
+    device: str = DEVICE
     precision: str = "auto"  # of the forward pass; see use_bf16
     seed: int = 0
     spec_augment: bool = False
@@ -130,7 +132,7 @@ class Trainer:
         has_val = m.splits["val"].samples > 0
         return {"features": m.features.to_dict(), "window": {**m.window.to_dict(), "n_frames": m.n_frames},
                 "instruments": m.instruments, "normalization": {k: m.normalization[k] for k in ("mean", "std")},
-                "train_config": asdict(self.cfg), "default_predictor": "calibrated" if has_val else "top3"}
+                "train_config": asdict(self.cfg), "default_predictor": "calibrated" if has_val else DEFAULT}
 
     def resume(self) -> None:
         """Continue from last.pt: weights, optimizer, scheduler, epoch and step counters. Refused when the
@@ -288,8 +290,8 @@ class Trainer:
                 self.best_map = max(self.best_map, metrics["val_mAP"] or -1.0)
                 state = self.checkpoint_state(epoch, metrics)
                 self._save("last.pt", state, cal)
-                if improved or not (self.out / "best.pt").exists():
-                    self._save("best.pt", state, cal)
+                if improved or not (self.out / BEST).exists():
+                    self._save(BEST, state, cal)
                 with open(self.out / "metrics.jsonl", "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 log.info("epoch %d/%d: train loss %.4f, val mAP %s, val macro F1 %s, %.0f samples/s, %d bad shards",
