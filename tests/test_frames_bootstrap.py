@@ -96,7 +96,7 @@ def test_frame_level_eval_end_to_end(tiny_run, tiny_shards, tmp_path):
     assert len(report["per_recording"]) == 2 and set(report["intervals"]) == {"mAP", "macro F1", "micro F1"}
     for name in ("f1_per_recording.png", "timeline-1010.png", "report.md"):
         assert (out / name).stat().st_size > 0
-    r = invoke(app, [tiny_run, "--shards", tiny_shards, "--timeline", "nope", "--out", out])
+    r = invoke(app, [tiny_run, "--shards", tiny_shards, "--timeline", "nope", "--out", out, "--overwrite"])
     assert r.exit_code == 1 and "no recording 'nope'" in r.output
     r = invoke(app, [tiny_run, "--shards", tiny_shards, "--instruments", "kazoo"])
     assert r.exit_code == 1 and "unknown kazoo" in r.output
