@@ -143,7 +143,7 @@ def _condition(audio: np.ndarray, var: Variety, rng: np.random.Generator) -> np.
 
 
 def play_parts(pm, var: Variety, rng: np.random.Generator, levels: dict[int, float] | None = None,
-          library: Library | None = None) -> tuple[np.ndarray, Variety]:
+               library: Library | None = None) -> tuple[np.ndarray, Variety]:
     """The varied MIDI, each part played alone by its player, then the recording conditions. Players: the
     recording's SoundFont, or with a `library` one drawn per part (recorded samples or a SoundFont preset).
     With `levels` (GM program -> level) each part is scaled so that its RMS over the time its notes are held

@@ -1,11 +1,12 @@
 """Instrument players: one part's notes -> mono audio at 44.1 kHz, from a SoundFont preset (FluidSynth) or an
 SFZ instrument of recorded note samples (sfizz, through its Python bindings `pysfizz`).
 
-Both are driven the same way: note events placed at their exact sample, audio rendered in blocks between
-them. FluidSynth is read through its float output: its 16-bit output adds dither drawn from the C library's
-shared random state, which other libraries in the process (pedalboard) also draw from, so the same render
-differed from process to process. Each part gets a new FluidSynth instance; an SFZ instrument is loaded once
-per process and silenced before every part.
+Both are driven the same way: note events placed at their sample (FluidSynth starts them at its next
+64-sample block, sfizz exactly), audio rendered in blocks between them. FluidSynth is read through its
+float output: its 16-bit output adds dither drawn from the C library's shared random state, which other
+libraries in the process (pedalboard) also draw from, so the same render differed from process to process.
+Each part gets a new FluidSynth instance; an SFZ instrument is loaded once per process and silenced before
+every part.
 """
 
 from __future__ import annotations
