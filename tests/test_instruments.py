@@ -136,18 +136,26 @@ def test_synth_with_a_library_plays_parts_with_samples_and_others(library, tmp_p
 
 
 def test_sampled_renders_are_identical_across_processes(library, tmp_path):
-    """Two processes, one importing pedalboard before FluidSynth's first synth (which once changed FluidSynth's
-    dither): the same files, byte for byte, for one and for two workers."""
+    """synth and render in separate processes, one importing pedalboard before FluidSynth's first synth (which
+    changed FluidSynth's 16-bit dither): the same files, byte for byte, for one and for two workers."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    for program, low in ((40, 67), (42, 48), (0, 60)):
+        inst = pretty_midi.Instrument(program=program)
+        inst.notes = [pretty_midi.Note(80, low + k % 5, 0.3 * k, 0.3 * k + 0.5) for k in range(8)]
+        pm.instruments.append(inst)
+    pm.write(str(tmp_path / "trio.mid"))
     outs = []
     for k, workers in enumerate(("1", "1", "2")):
-        out = tmp_path / f"d{k}"
         pre = "import pedalboard; " if k == 1 else ""
-        code = (f"{pre}from musicid.pipeline.cli import main; import sys; sys.argv = ['x', 'synth', '{out}', "
-                f"'--recordings', '3', '--seconds', '2', '--engine', 'sampled', '--library', '{library}', "
-                f"'--workers', '{workers}']; main()")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        outs.append(tree_digest(out))
+        for command in (f"'synth', '{tmp_path}/d{k}', '--recordings', '3', '--seconds', '2', '--engine', "
+                        f"'sampled', '--library', '{library}', '--workers', '{workers}'",
+                        f"'render', '{tmp_path}/trio.mid', '{tmp_path}/r{k}'"):
+            code = f"{pre}from musicid.pipeline.cli import main; import sys; sys.argv = ['x', {command}]; main()"
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        outs.append((tree_digest(tmp_path / f"d{k}"), tree_digest(tmp_path / f"r{k}")))
     assert outs[0] == outs[1] == outs[2]
 
 
