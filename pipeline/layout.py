@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import shutil
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,10 +118,14 @@ def finish_dataset(out: Path, rows: list[dict], columns: list[str]) -> None:
     (out / INCOMPLETE).unlink()
 
 
-def write_musicnet_recording(base: Path, folder: str, rid: str, audio: np.ndarray, rate: int, rows: list) -> None:
+def write_musicnet_recording(base: Path, folder: str, rid: str, audio: np.ndarray | Iterable[np.ndarray], rate: int,
+                             rows: list) -> None:
     """One recording as MusicNet stores it: `{folder}_data/<rid>.wav` (16-bit PCM) and `{folder}_labels/<rid>.csv`
-    (LABEL_COLUMNS rows); `base` is the dataset's musicnet/musicnet folder, its folders already made."""
-    sf.write(base / f"{folder}_data" / f"{rid}.wav", audio, rate, subtype="PCM_16")
+    (LABEL_COLUMNS rows); `base` is the dataset's musicnet/musicnet folder, its folders already made. `audio`:
+    mono samples, or blocks of them written as they come."""
+    with sf.SoundFile(base / f"{folder}_data" / f"{rid}.wav", "w", rate, 1, "PCM_16") as wav:
+        for block in [audio] if isinstance(audio, np.ndarray) else audio:
+            wav.write(block)
     with open(base / f"{folder}_labels" / f"{rid}.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(LABEL_COLUMNS)

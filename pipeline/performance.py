@@ -14,6 +14,8 @@ sounds but is not labelled, like a real recording's decay.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from musicid.errors import InputError
 from .features import REFERENCE_RATE
 from .generator import NOTE_VALUES, PROGRAM, TIMBRES, voice_notes
 from .instruments import Library
-from .players import Note, Player, check_player, play
+from .players import CHUNK, Note, Player, check_player, play_blocks
 from .vocab import INSTRUMENTS
 
 GM_TO_MUSICNET = {0: 1, 1: 1, 2: 1, 6: 7, 40: 41, 41: 42, 42: 43, 43: 44, 60: 61, 68: 69, 70: 71, 71: 72, 73: 74}
@@ -125,8 +127,34 @@ def vary(pm, var: Variety, others: str, rng: np.random.Generator) -> list:
     return sorted(rows)
 
 
-def _condition(audio: np.ndarray, var: Variety, rng: np.random.Generator) -> np.ndarray:
-    """Room, microphone colouring, compression, gain and a noise floor (pedalboard)."""
+class Take:
+    """A played recording, held on disk (float32 in a scratch folder) and read back in blocks, so that memory
+    does not grow with its length; `np.asarray(take)` gives it whole. The folder goes with the object."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="musicid-take-")
+        self.folder, self.n = Path(self._dir.name), 0
+
+    def blocks(self, name: str = "take") -> Iterator[np.ndarray]:
+        """The take's (or a stage's) samples in blocks of CHUNK, zero-padded to the take's length: a part may
+        end before the others."""
+        with open(self.folder / f"{name}.f32", "rb") as fh:
+            for start in range(0, self.n, CHUNK):
+                block = np.frombuffer(fh.read(4 * min(CHUNK, self.n - start)), np.float32)
+                yield np.pad(block, (0, min(CHUNK, self.n - start) - len(block)))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.blocks()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __array__(self, dtype=None, copy=None):
+        return np.concatenate([np.zeros(0, np.float32), *self.blocks()]).astype(dtype or np.float32)
+
+
+def _effects(var: Variety):
+    """Room, microphone colouring, compression and gain (pedalboard)."""
     import pedalboard as pb
 
     effects = [pb.Reverb(room_size=var.reverb_room, wet_level=var.reverb_wet, dry_level=1.0)] if var.reverb_wet else []
@@ -135,24 +163,22 @@ def _condition(audio: np.ndarray, var: Variety, rng: np.random.Generator) -> np.
                 pb.PeakFilter(cutoff_frequency_hz=var.peak_hz, gain_db=var.peak_db, q=1.0),
                 pb.Compressor(threshold_db=var.comp_threshold_db, ratio=var.comp_ratio),
                 pb.Gain(gain_db=var.gain_db)]
-    out = pb.Pedalboard(effects)(audio.astype(np.float32)[None], REFERENCE_RATE)[0]
-    if np.isfinite(var.noise_dbfs):
-        out += (10 ** (var.noise_dbfs / 20) * rng.standard_normal(len(out))).astype(np.float32)
-    peak = np.abs(out).max()
-    return out * (0.98 / peak) if peak > 0.98 else out
+    return pb.Pedalboard(effects)
 
 
 def play_parts(pm, var: Variety, rng: np.random.Generator, levels: dict[int, float] | None = None,
-               library: Library | None = None) -> tuple[np.ndarray, Variety]:
+               library: Library | None = None) -> tuple[Take, Variety]:
     """The varied MIDI, each part played alone by its player, then the recording conditions. Players: the
     recording's SoundFont, or with a `library` one drawn per part (recorded samples or a SoundFont preset).
     With `levels` (GM program -> level) each part is scaled so that its RMS over the time its notes are held
     is its level, instead of what its player's volume and decay give: presets differ by several dB
     (TimGM6mb's piano starts about 6 dB under its cello, and a held note fades 20 dB in 1.5 s) and would
-    bury parts the labels call present. Without, the parts sum at their velocities. Peak 1 before the
-    conditions; the variety comes back with the players named."""
-    audio, names = np.zeros(0), []
-    for inst in pm.instruments:
+    bury parts the labels call present. Without, the parts sum at their velocities. The mix is scaled to
+    peak 1, then played through the room, microphone, compressor and gain (pedalboard, in blocks, its state
+    carried over), a noise floor is added and the peak is kept under 0.98. Every pass goes block by block
+    through files in the take's scratch folder; the variety comes back with the players named."""
+    take, names, stems = Take(), [], []
+    for i, inst in enumerate(pm.instruments):
         label = None if inst.is_drum else GM_TO_MUSICNET.get(inst.program)
         if library is not None:
             player = library.draw(NAME_OF[label] if label else "", rng)
@@ -160,18 +186,45 @@ def play_parts(pm, var: Variety, rng: np.random.Generator, levels: dict[int, flo
             player = Player(Path(var.soundfont).stem, "sf2", var.soundfont, inst.program, 128 if inst.is_drum else 0)
         names.append(f"{NAME_OF[label] if label else 'other'}={player.name}")
         notes = [Note(n.start, n.end, n.pitch, n.velocity) for n in inst.notes]
-        stem = play(player, notes).astype(np.float64)
-        if levels is not None:
-            held = np.zeros(len(stem), dtype=bool)
-            for note in notes:
-                held[int(note.start * REFERENCE_RATE): int(note.end * REFERENCE_RATE)] = True
-            rms = np.sqrt(np.mean(stem[held] ** 2)) if held.any() else 0.0
-            stem = stem * (levels[inst.program] / rms) if rms > 0 else stem * 0
-        if len(stem) > len(audio):
-            audio = np.pad(audio, (0, len(stem) - len(audio)))
-        audio[: len(stem)] += stem
-    audio = audio / max(np.abs(audio).max(), 1e-9)
-    return _condition(audio, var, rng), replace(var, players=";".join(names))
+        held = [(int(n.start * REFERENCE_RATE), int(n.end * REFERENCE_RATE)) for n in notes]
+        power, count, n = 0.0, 0, 0
+        with open(take.folder / f"part{i}.f32", "wb") as fh:
+            for block in play_blocks(player, notes):
+                mask = np.zeros(len(block), dtype=bool)
+                for h0, h1 in held:
+                    mask[max(h0 - n, 0): max(h1 - n, 0)] = True
+                power += float(np.sum(block[mask].astype(np.float64) ** 2))
+                count += int(mask.sum())
+                block.tofile(fh)
+                n += len(block)
+        rms = np.sqrt(power / count) if count else 0.0
+        scale = (levels[inst.program] / rms if rms > 0 else 0.0) if levels is not None else 1.0
+        stems.append((f"part{i}", n, scale))
+    take.n = max((n for _, n, _ in stems), default=0)
+    peak = _pass(take, "mix", lambda k, blocks: sum(scale * b for (_, _, scale), b in zip(stems, blocks, strict=True)),
+                 [take.blocks(name) for name, _, _ in stems])
+    board, level = _effects(var), 10 ** (var.noise_dbfs / 20) if np.isfinite(var.noise_dbfs) else 0.0
+
+    def condition(k: int, blocks: list) -> np.ndarray:
+        out = board.process(blocks[0][None] / max(peak, 1e-9), REFERENCE_RATE, reset=k == 0)[0]
+        return out + (level * rng.standard_normal(len(out))).astype(np.float32) if level else out
+
+    peak = _pass(take, "conditioned", condition, [take.blocks("mix")])
+    _pass(take, "take", lambda k, blocks: blocks[0] * (0.98 / peak) if peak > 0.98 else blocks[0],
+          [take.blocks("conditioned")])
+    return take, replace(var, players=";".join(names))
+
+
+def _pass(take: Take, name: str, step, sources: list) -> float:
+    """One block-by-block pass over the take: `step(k, blocks)` on the k-th block of every source, written
+    to `name`; returns the output's peak."""
+    peak = 0.0
+    with open(take.folder / f"{name}.f32", "wb") as fh:
+        for k, blocks in enumerate(zip(*sources, strict=True)):
+            out = np.asarray(step(k, list(blocks)), dtype=np.float32)
+            peak = max(peak, float(np.abs(out).max(initial=0.0)))
+            out.tofile(fh)
+    return peak
 
 
 def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path], varied: bool = True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -25,7 +26,8 @@ from musicid.errors import InputError
 from .features import REFERENCE_RATE
 
 KINDS = ("sf2", "sfz")  # a SoundFont preset, or an SFZ instrument
-BLOCK = 1024  # samples rendered between looks at the event list
+BLOCK = 1024  # samples sfizz renders between looks at the event list
+CHUNK = 256 * BLOCK  # samples handed on at a time (about 6 s): what a part holds in memory
 TAIL_S = 1.5  # rendered after the last note-off: the release sounds, unlabelled, like a real decay
 
 
@@ -52,6 +54,11 @@ class Note:
 def play(player: Player, notes: list[Note], seconds: float | None = None) -> np.ndarray:
     """The notes played by `player`: float32 mono at 44.1 kHz, `seconds` long (default: the last note-off
     plus the release tail)."""
+    return np.concatenate([np.zeros(0, np.float32), *play_blocks(player, notes, seconds)])
+
+
+def play_blocks(player: Player, notes: list[Note], seconds: float | None = None) -> Iterator[np.ndarray]:
+    """`play` in blocks of CHUNK samples (the last one shorter): memory does not grow with the part's length."""
     end = max((n.end for n in notes), default=0.0)
     total = int(round((seconds if seconds is not None else end + TAIL_S) * REFERENCE_RATE))
     events = sorted([(int(round(n.start * REFERENCE_RATE)), 1, n.pitch, n.velocity) for n in notes]
@@ -121,25 +128,28 @@ def quiet_fluidsynth() -> None:
         set_log(level, None, None)
 
 
-def _fluidsynth(player: Player, events: list[tuple], total: int) -> np.ndarray:
+def _fluidsynth(player: Player, events: list[tuple], total: int) -> Iterator[np.ndarray]:
     synth, sfid = fluid_synth(player.path)
     try:
         synth.program_select(0, sfid, player.bank, player.program)
-        out = np.zeros((total, 2), dtype=np.float32)
-        write, pos = _write_float(), 0
-        for t, on, pitch, vel in [*events, (total, -1, 0, 0)]:
-            t = min(t, total)
-            if t > pos:
-                view = out[pos:t]
-                write(synth.synth, t - pos, view.ctypes.data, 0, 2, view.ctypes.data, 1, 2)
-                pos = t
-            if on == 1:
-                synth.noteon(0, pitch, vel)
-            elif on == 0:
-                synth.noteoff(0, pitch)
+        write, k = _write_float(), 0
+        for c0 in range(0, total, CHUNK):
+            c1 = min(c0 + CHUNK, total)
+            out, pos = np.zeros((c1 - c0, 2), dtype=np.float32), c0
+            while True:  # render up to the next event in this chunk, then apply it
+                t = min(events[k][0], c1) if k < len(events) else c1
+                if t > pos:
+                    view = out[pos - c0:t - c0]
+                    write(synth.synth, t - pos, view.ctypes.data, 0, 2, view.ctypes.data, 1, 2)
+                    pos = t
+                if k == len(events) or events[k][0] >= c1:
+                    break
+                _, on, pitch, vel = events[k]
+                synth.noteon(0, pitch, vel) if on else synth.noteoff(0, pitch)
+                k += 1
+            yield out.mean(axis=1)
     finally:
         synth.delete()
-    return out.mean(axis=1)
 
 
 @cache
@@ -158,20 +168,21 @@ def sfizz_synth(path: str):
     return synth
 
 
-def _sfizz(player: Player, events: list[tuple], total: int) -> np.ndarray:
+def _sfizz(player: Player, events: list[tuple], total: int) -> Iterator[np.ndarray]:
     synth = sfizz_synth(player.path)
     synth.all_sound_off()
-    n_blocks = -(-total // BLOCK)
-    out = np.zeros((n_blocks * BLOCK, 2), dtype=np.float32)
     k = 0
-    for b in range(n_blocks):
-        while k < len(events) and events[k][0] < (b + 1) * BLOCK:
-            t, on, pitch, vel = events[k]
-            (synth.note_on if on else synth.note_off)(t - b * BLOCK, pitch, vel)
-            k += 1
-        left, right = synth.render_block()
-        out[b * BLOCK:(b + 1) * BLOCK, 0], out[b * BLOCK:(b + 1) * BLOCK, 1] = left, right
-    return out[:total].mean(axis=1)
+    for c0 in range(0, total, CHUNK):
+        c1 = min(c0 + CHUNK, total)
+        out = np.zeros((-(-(c1 - c0) // BLOCK) * BLOCK, 2), dtype=np.float32)
+        for b0 in range(c0, c1, BLOCK):
+            while k < len(events) and events[k][0] < b0 + BLOCK:
+                t, on, pitch, vel = events[k]
+                (synth.note_on if on else synth.note_off)(max(t - b0, 0), pitch, vel)
+                k += 1
+            left, right = synth.render_block()
+            out[b0 - c0:b0 - c0 + BLOCK, 0], out[b0 - c0:b0 - c0 + BLOCK, 1] = left, right
+        yield out[:c1 - c0].mean(axis=1)
 
 
 def check_player(player: Player) -> Player:

@@ -228,3 +228,22 @@ def test_bad_lengths_are_refused_before_anything_is_touched(tmp_path):
     pm.write(str(tmp_path / "long.mid"))
     r = invoke(app, ["render", tmp_path / "long.mid", tmp_path / "r"])
     assert r.exit_code == 1 and "over the 3600 s" in r.output
+
+
+def test_a_long_recording_is_played_in_blocks(library):
+    """Longer than two blocks: every part is heard where its notes are, silence elsewhere, peak under 0.98."""
+    from musicid.pipeline.generator import ScoreNote
+    from musicid.pipeline.instruments import load_library
+    from musicid.pipeline.performance import render_score
+    from musicid.pipeline.players import CHUNK
+
+    notes = [ScoreNote("Violin", 1.0, 2.0, 64, 0, 1, "Quarter", 0.5),
+             ScoreNote("Cello", 13.0, 14.0, 48, 12, 13, "Quarter", 0.5)]
+    take, rows, var = render_score(notes, np.random.default_rng(1), [default_soundfont()], varied=False,
+                                   library=load_library(library))
+    audio = np.asarray(take)
+    assert len(take) == len(audio) > 2 * CHUNK and np.abs(audio).max() <= 0.98
+    rms = {name: np.sqrt(np.mean(audio[int(a * RATE):int(b * RATE)] ** 2))
+           for name, a, b in (("violin", 1.1, 1.9), ("gap", 6.0, 10.0), ("cello", 13.1, 13.9))}
+    assert rms["violin"] > 100 * rms["gap"] and rms["cello"] > 100 * rms["gap"], rms
+    assert "Violin=" in var.players and "Cello=" in var.players

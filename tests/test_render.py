@@ -176,7 +176,8 @@ def test_sampled_engine_mixes_each_part_at_its_score_level():
     def levels_db(piano_loudness):
         notes = [ScoreNote("Piano", 0.0, 1.0, 60, 0.0, 1.0, "Quarter", piano_loudness),
                  ScoreNote("Cello", 1.5, 2.5, 48, 1.5, 2.5, "Quarter", 0.5)]
-        audio, rows, _ = render_score(notes, np.random.default_rng(0), [default_soundfont()], varied=False)
+        take, rows, _ = render_score(notes, np.random.default_rng(0), [default_soundfont()], varied=False)
+        audio = np.asarray(take)
         rms = [np.sqrt(np.mean(audio[r[0]:r[1]] ** 2)) for r in rows]
         return 20 * np.log10(rms[0] / rms[1])
 
