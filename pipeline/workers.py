@@ -4,6 +4,7 @@ outputs are the same with one worker or many."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -19,7 +20,7 @@ def ordered_map(fn: Callable, jobs: list, workers: int, desc: str, progress: boo
     if workers <= 1:
         results = map(fn, jobs)
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(start))
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(start), initializer=_ignore_sigint)
         results = pool.map(fn, jobs)
     try:
         for result in results:
@@ -29,3 +30,9 @@ def ordered_map(fn: Callable, jobs: list, workers: int, desc: str, progress: boo
         bar.close()
         if workers > 1:
             pool.shutdown(cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C reaches every process of the terminal's group: the main process stops the work and says so once;
+    the workers, stopped by it, print no tracebacks of their own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

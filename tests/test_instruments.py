@@ -247,3 +247,26 @@ def test_a_long_recording_is_played_in_blocks(library):
            for name, a, b in (("violin", 1.1, 1.9), ("gap", 6.0, 10.0), ("cello", 13.1, 13.9))}
     assert rms["violin"] > 100 * rms["gap"] and rms["cello"] > 100 * rms["gap"], rms
     assert "Violin=" in var.players and "Cello=" in var.players
+
+
+def test_interrupted_workers_and_a_broken_soundfont_say_one_line(tmp_path):
+    """In real processes: Ctrl-C during `synth --workers 2` is one `interrupted` line with no worker
+    traceback, and a corrupt SoundFont one error line, without FluidSynth's or libinstpatch's own logging."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "musicid.pipeline", "synth", str(tmp_path / "ds"), "--recordings", "40",
+           "--seconds", "3", "--engine", "sampled", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while not list((tmp_path / "ds").rglob("*.wav")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and err.strip().endswith("error: interrupted"), err
+    (tmp_path / "junk.sf2").write_bytes(b"RIFF" + bytes(range(256)) * 2)
+    done = subprocess.run([sys.executable, "-m", "musicid.pipeline", "synth", str(tmp_path / "x"), "--recordings",
+                           "2", "--engine", "sampled", "--soundfont", str(tmp_path / "junk.sf2")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'junk.sf2'}: not a SoundFont that FluidSynth can load (SF2/SF3)"], done.stderr
