@@ -40,5 +40,6 @@ def train(shards: Path, run: Path, epochs: int, conditions: float) -> Path:
 
 def evaluate(run: Path, shards: Path, split: str, out: Path) -> dict:
     """Window-level results of `run` on one split (top3; AP and mAP do not depend on the predictor)."""
-    cli("musicid-eval", str(run), "--shards", str(shards), "--split", split, "--out", str(out), "--bootstrap", "10")
+    cli("musicid-eval", str(run), "--shards", str(shards), "--split", split, "--out", str(out), "--bootstrap", "10",
+        "--overwrite")
     return json.loads((out / "report.json").read_text())["results"]["top3"]

@@ -9,7 +9,7 @@ Every variant is scored on one rendered test split (generated scores played by s
 "+ real samples" data's test folder: window-level mAP), by its own best val mAP, and with `--clips DIR` on
 labelled real clips (realdev's shape: solo top-1/top-3, clip mAP, highest probability on the other
 instruments). Needs an instrument library (`musicid-pipeline instruments fetch DIR`).
-Usage: python benchmarks/model_variants.py --library build/model/instruments [--clips DIR] [--steps 600]
+Usage: python benchmarks/model_variants.py --library build/model/instruments [--clips DIR] [--out DIR]
 (about 25 min on 2 cores with the defaults)
 """
 
@@ -25,10 +25,17 @@ from clis import cli, evaluate
 from musicid.pipeline.instruments import LIBRARY_FILE
 
 
-def synth(out: Path, library: Path, recordings: int) -> Path:
-    cli("musicid-pipeline", "synth", str(out), "--engine", "sampled", "--library", str(library), "--recordings",
-        str(recordings), "--seconds", "5", "--balance", "--others", "0.3", "--solo", "0.3", "--seed", "0")
+def once(out: Path, *args: str) -> Path:
+    """Make `out` with a musicid command unless an earlier run of this benchmark did (with --out)."""
+    if not out.exists():
+        cli(*args)
     return out
+
+
+def synth(out: Path, library: Path, recordings: int) -> Path:
+    return once(out, "musicid-pipeline", "synth", str(out), "--engine", "sampled", "--library", str(library),
+                "--recordings", str(recordings), "--seconds", "5", "--balance", "--others", "0.3", "--solo", "0.3",
+                "--seed", "0")
 
 
 def main() -> None:
@@ -36,7 +43,9 @@ def main() -> None:
     ap.add_argument("--library", type=Path, default=Path("build/model/instruments"))
     ap.add_argument("--clips", type=Path, default=None, help="Labelled real clips (labels.csv + audio/).")
     ap.add_argument("--recordings", type=int, default=1200)
-    ap.add_argument("--steps", type=int, default=600, help="Optimiser steps of every variant (batch 32).")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epoch-steps", type=int, default=300, help="Optimiser steps per epoch (batch 32), the same "
+                                                                "for every variant: equal compute.")
     ap.add_argument("--out", type=Path, default=None, help="Keep everything here (default: a temporary folder).")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,21 +57,21 @@ def main() -> None:
         (fonts / LIBRARY_FILE).write_text(json.dumps(lib))
         data_fonts = synth(root / "data-fonts", fonts, args.recordings)
         data_real = synth(root / "data-real", args.library.resolve(), args.recordings)
-        scores = root / "scores"
-        cli("musicid-pipeline", "render", str(scores), "--corpus", "bach", "--library", str(args.library.resolve()),
-            "--seconds", "10", "--test-fraction", "0", "--seed", "0")
+        scores = once(root / "scores", "musicid-pipeline", "render", str(root / "scores"), "--corpus", "bach",
+                      "--library", str(args.library.resolve()), "--seconds", "10", "--test-fraction", "0", "--seed",
+                      "0")
         shards = {}
         for name, roots in (("fonts", [data_fonts]), ("real", [data_real]), ("scores", [data_real, scores])):
-            shards[name] = root / f"shards-{name}"
-            cli("musicid-pipeline", "build-shards", *map(str, roots), str(shards[name]), "--val-fraction", "0.1",
-                "--shards-per-split", "4", "--extra-val")
+            shards[name] = once(root / f"shards-{name}", "musicid-pipeline", "build-shards", *map(str, roots),
+                                str(root / f"shards-{name}"), "--val-fraction", "0.1", "--shards-per-split", "4",
+                                "--extra-val")
         variants = {"SoundFonts only": ("fonts", 0.0), "+ real samples": ("real", 0.0),
                     "+ real scores": ("scores", 0.0), "+ augmentation": ("scores", 0.5)}
         rows = {}
         for name, (data, conditions) in variants.items():
             run = root / "runs" / data / str(conditions)
-            cli("musicid-train", "--shards", str(shards[data]), "--out", str(run), "--epochs", "1", "--epoch-steps",
-                str(args.steps), "--lr", "2e-3", "--conditions", str(conditions), "--overwrite")
+            cli("musicid-train", "--shards", str(shards[data]), "--out", str(run), "--epochs", str(args.epochs),
+                "--epoch-steps", str(args.epoch_steps), "--lr", "2e-3", "--conditions", str(conditions), "--overwrite")
             history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
             row = {"val": max(h["val_mAP"] for h in history),
                    "test": evaluate(run, shards["real"], "test", root / "eval" / data / str(conditions))["mAP"]}
@@ -73,7 +82,8 @@ def main() -> None:
                 row |= {k: c[k] for k in ("top1", "top3", "clip_mAP")} | {"others": c["others"]["mean_top_probability"]}
             rows[name] = row
             print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
-    print(f"\n{args.steps} steps of 32 windows each; test = the rendered test split of the '+ real samples' data"
+    print(f"\n{args.epochs} x {args.epoch_steps} steps of 32 windows each; test = the rendered test split of the "
+          "'+ real samples' data"
           + (f"; real clips: {args.clips.name}" if args.clips else ""))
     heads = ["val mAP (own)", "rendered test mAP"] + (["clips top-1", "top-3", "clip mAP", "others' top p"]
                                                       if args.clips else [])
