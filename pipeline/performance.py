@@ -186,13 +186,14 @@ def play_parts(pm, var: Variety, rng: np.random.Generator, levels: dict[int, flo
             player = Player(Path(var.soundfont).stem, "sf2", var.soundfont, inst.program, 128 if inst.is_drum else 0)
         names.append(f"{NAME_OF[label] if label else 'other'}={player.name}")
         notes = [Note(n.start, n.end, n.pitch, n.velocity) for n in inst.notes]
-        held = [(int(n.start * REFERENCE_RATE), int(n.end * REFERENCE_RATE)) for n in notes]
+        h0 = np.array([int(n.start * REFERENCE_RATE) for n in notes], dtype=np.int64)
+        h1 = np.array([int(n.end * REFERENCE_RATE) for n in notes], dtype=np.int64)
         power, count, n = 0.0, 0, 0
         with open(take.folder / f"part{i}.f32", "wb") as fh:
             for block in play_blocks(player, notes):
-                mask = np.zeros(len(block), dtype=bool)
-                for h0, h1 in held:
-                    mask[max(h0 - n, 0): max(h1 - n, 0)] = True
+                mask, here = np.zeros(len(block), dtype=bool), (h1 > n) & (h0 < n + len(block))
+                for a, b in zip(h0[here], h1[here], strict=True):  # the notes held in this block
+                    mask[max(a - n, 0): b - n] = True
                 power += float(np.sum(block[mask].astype(np.float64) ** 2))
                 count += int(mask.sum())
                 block.tofile(fh)

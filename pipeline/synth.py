@@ -18,7 +18,7 @@ from musicid.errors import InputError
 
 from .features import REFERENCE_RATE
 from .generator import ENSEMBLES, PROGRAM, TIMBRES, Timbre, choose_ensembles, score
-from .instruments import load_library
+from .instruments import Library, load_library
 from .layout import claim_dataset_folder, finish_dataset, write_musicnet_recording
 from .performance import MAX_SECONDS, check_soundfont, default_soundfont, render_score, require_render_extra
 from .workers import ordered_map
@@ -102,14 +102,13 @@ def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) ->
 
 
 def _write_one(job: tuple, base: Path, seconds: float, engine: str, fonts: list[Path] | None, varied: bool,
-               library: Path | None, others: float) -> dict:
+               library: Library | None, others: float) -> dict:
     """Render and write one recording (in a worker process); returns its metadata row."""
     folder, rid, ensemble, child_seed = job
     rec_rng = np.random.default_rng(child_seed)
     variety = {}
     if engine == "sampled":
-        lib = load_library(library) if library is not None else None
-        audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied, lib, others)
+        audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied, library, others)
         variety = {"engine": engine, **asdict(var)}
     else:
         audio, rows = render_recording(ensemble, seconds, rec_rng)
@@ -144,15 +143,14 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     if engine == "sampled":
         require_render_extra()
         fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
-        if library is not None:
-            load_library(library)
+        lib = load_library(library) if library is not None else None  # read once, handed to the workers
         if others and library is None:
             raise InputError("--others needs an instrument library (--library DIR) to play them")
     elif soundfonts or not varied or library is not None or others:
         raise InputError("SoundFonts, --library, --others and --no-variety apply to the sampled engine only "
                          "(--engine sampled)")
     else:
-        fonts = None
+        fonts, lib = None, None
     if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
         raise InputError(f"--seconds must be above 0 and at most {MAX_SECONDS:.0f}, not {seconds}")
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
@@ -176,7 +174,7 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     seeds = np.random.SeedSequence(seed).spawn(len(placed))
     jobs = [(folder, str(1000 + i), ensemble, seeds[i]) for i, (folder, ensemble) in enumerate(placed)]
     one = partial(_write_one, base=base, seconds=seconds, engine=engine, fonts=fonts, varied=varied,
-                  library=library, others=others)
+                  library=lib, others=others)
     # spawned, not forked: a FluidSynth instance once created in this process (the SoundFont check above)
     # leaves state behind that deadlocks a forked child's own FluidSynth
     meta = list(ordered_map(one, jobs, workers, "recordings", progress, start="spawn"))
