@@ -27,9 +27,17 @@ KEYBOARDS = (("Piano", 0.75), ("Harpsichord", 0.25))
 TEMPO_BPM = (56.0, 120.0)  # quarter notes per minute, drawn per excerpt: marks are rare in the corpus
 
 
+def _music21():
+    try:
+        import music21
+    except ImportError as exc:
+        raise InputError(f"scores need music21 ({exc}); pip install 'musicid[render]'") from exc
+    return music21
+
+
 def corpus_files(composers: list[str]) -> list[Path]:
     """music21's corpus scores of these composers (MusicXML and kern; a work in both is taken once)."""
-    from music21 import corpus
+    corpus = _music21().corpus
 
     files = []
     for name in composers:
@@ -46,8 +54,8 @@ def corpus_files(composers: list[str]) -> list[Path]:
 def read_parts(path: Path) -> tuple[list[list[tuple[float, float, int]]], bool]:
     """Each part's notes as (start, end, pitch) in quarter notes, ties merged, chords split; and whether the
     score is keyboard music (one instrument on two staves)."""
-    from music21 import converter, stream
-
+    music21 = _music21()
+    converter, stream = music21.converter, music21.stream
     try:
         score = converter.parse(str(path), forceSource=True)  # parsed anew: music21's cache is pickle
     except Exception as exc:  # noqa: BLE001 - music21's parsers raise many types for broken files
