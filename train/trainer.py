@@ -49,7 +49,7 @@ class TrainConfig:
     out: str
     epochs: int = 10
     epoch_steps: int = 0  # optimiser steps per epoch, at most one pass over the train split; 0 = one pass
-    batch_size: int = 32
+    batch_size: int = StreamConfig.batch_size  # the stream's defaults, declared there
     lr: float = 1e-3
     weight_decay: float = 1e-4
     loss: str = "bce"
@@ -61,10 +61,10 @@ class TrainConfig:
     device: str = DEVICE
     precision: str = "auto"  # of the forward pass; see use_bf16
     seed: int = 0
-    spec_augment: bool = False
+    spec_augment: bool = StreamConfig.spec_augment
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of sounds (power domain) with label union; 0 = off
     conditions: float = 0.0  # probability of each recording-condition change (gain, EQ, noise, reverb); 0 = off
-    shuffle_buffer: int = 2000
+    shuffle_buffer: int = StreamConfig.shuffle_buffer
     warmup_frac: float = 0.05
     grad_clip: float = 1.0
     shard_url: str | None = None  # read shards from this URL template ({name}) instead of beside the manifest
