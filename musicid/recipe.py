@@ -20,18 +20,19 @@ import typer
 
 from musicid.cli import command, run
 from musicid.errors import MusicidError
+from musicid.pipeline.scores import CORPUS_COMPOSERS
 
 BIN = Path(sys.executable).parent
-COMPOSERS = "haydn,mozart,beethoven,bach,schumann_robert,joplin,handel"
+COMPOSERS = ",".join(CORPUS_COMPOSERS)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def step(out: Path, name: str, cmd: list[str]) -> float:
-    """Run one CLI step unless its stamp says it finished; the seconds it took (0 when skipped)."""
+    """Run one CLI step unless its stamp says it finished; the seconds it took (recorded in the stamp)."""
     stamp = out / f".done-{name}"
     if stamp.exists():
         print(f"=== {name}: done before ({stamp})", flush=True)
-        return 0.0
+        return float(stamp.read_text())  # the seconds it took then
     print(f"\n=== {name}\n$ {' '.join(cmd)}", flush=True)
     t = time.perf_counter()
     if subprocess.run(cmd).returncode != 0:

@@ -229,7 +229,7 @@ def _pass(take: Take, name: str, step, sources: list) -> float:
 
 
 def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path], varied: bool = True,
-                 library: Library | None = None, others: float = 0.0) -> tuple[np.ndarray, list, Variety]:
+                 library: Library | None = None, others: float = 0.0) -> tuple[Take, list, Variety]:
     """A score of ScoreNotes (the generator's, or an excerpt of a real score) played part by part, each at its
     mean score loudness, with the same variety as a MIDI file. With `others` > 0 (and a `library`), that
     share of recordings gets one more part, unlabelled, played by an instrument outside the 11."""

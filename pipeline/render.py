@@ -29,6 +29,7 @@ from .layout import INCOMPLETE, claim_dataset_folder, finish_dataset, write_musi
 from .performance import (
     MAX_SECONDS,
     NAME_OF,
+    Take,
     Variety,
     check_soundfont,
     default_soundfont,
@@ -59,8 +60,8 @@ class SkippedMidi(InputError):
 
 
 def render_file(path: Path, var: Variety, others: str, rng: np.random.Generator,
-                library: Library | None = None) -> tuple[np.ndarray, list, Variety]:
-    """One MIDI file -> (mono float32 audio at 44.1 kHz, label rows, the variety with its players);
+                library: Library | None = None) -> tuple[Take, list, Variety]:
+    """One MIDI file -> (its take: mono float32 audio at 44.1 kHz, label rows, the variety with its players);
     SkippedMidi for what cannot be used, a file over MAX_SECONDS included."""
     import pretty_midi
 
