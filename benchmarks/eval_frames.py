@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from predict_speed import write_checkpoint
 
-from musicid.infer.checkpoint import load_run
 from musicid.infer.evaluate import EvalOptions, evaluate
+from musicid.infer.loaded import load_run
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.synth import synthesize
 

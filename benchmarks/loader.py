@@ -24,12 +24,12 @@ from musicid.pipeline.audio import load_audio
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig, log_mel
 from musicid.pipeline.layout import find_recordings
-from musicid.pipeline.manifest import read_manifest
-from musicid.pipeline.shards import shard_urls
 from musicid.pipeline.synth import synthesize
-from musicid.train.stream import StreamConfig, train_loader
+from musicid.shardset import TrainOrder, loader, read_manifest, shard_urls
+from musicid.train.trainer import TrainConfig
 
-BATCH = 32
+BATCH = TrainConfig.batch_size
+SHUFFLE_BUFFER = TrainConfig.shuffle_buffer
 
 
 class PriorWay(Dataset):
@@ -69,10 +69,9 @@ def main() -> None:
         norm = manifest.normalization
         ours, ours_div = [], []
         for epoch in range(args.repeats):
-            loader = train_loader(urls, norm["mean"], norm["std"], StreamConfig(batch_size=BATCH), seed=0,
-                                  epoch=epoch, workers=2)
+            batches = loader(urls, norm["mean"], norm["std"], BATCH, 2, TrainOrder(0, epoch, SHUFFLE_BUFFER))
             n, div, t = 0, [], time.perf_counter()
-            for x, _, infos, _ in loader:
+            for x, _, infos, _ in batches:
                 n += len(x)
                 div.append(len({i.recording for i in infos}))
             ours.append(n / (time.perf_counter() - t))
@@ -85,9 +84,9 @@ def main() -> None:
             windows += [(r.audio, s) for s in range(0, n_samples - 44100 + 1, 22050)]
         prior = []
         for _ in range(args.repeats):
-            loader = DataLoader(PriorWay(windows), batch_size=BATCH, num_workers=2, shuffle=False)
+            prior_batches = DataLoader(PriorWay(windows), batch_size=BATCH, num_workers=2, shuffle=False)
             n, t = 0, time.perf_counter()
-            for x, _ in loader:
+            for x, _ in prior_batches:
                 n += len(x)
             prior.append(n / (time.perf_counter() - t))
         labels = [str(p) for p, _ in windows]

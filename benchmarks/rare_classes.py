@@ -23,7 +23,7 @@ from pathlib import Path
 
 from clis import build, evaluate, synth, train
 
-from musicid.pipeline.manifest import read_manifest
+from musicid.shardset import read_manifest
 
 OTHER = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
 COMMON = ("Solo Piano", "String Quartet", "Accompanied Violin", "Solo Cello", "Piano Trio",

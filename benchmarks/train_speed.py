@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from musicid.infer.model import build_model, use_bf16
+from musicid.network import build_model, use_bf16
 from musicid.train.losses import bce_loss
 
 

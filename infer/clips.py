@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from musicid.errors import InputError
+from musicid.metrics import per_class_ap
 from musicid.pipeline.vocab import NAMES
+from musicid.validation import THRESHOLD
 
-from .calibration import DEFAULT_THRESHOLD
-from .checkpoint import LoadedRun
-from .metrics import per_class_ap
+from .loaded import LoadedRun
 from .predict import predict_file
+from .report import Table, fmt
 
 LOWER = {n.lower(): i for i, n in enumerate(NAMES)}
 
@@ -76,7 +77,7 @@ def score_clips(run: LoadedRun, folder: Path) -> dict:
     present = labels.any(axis=0)
     ap = per_class_ap(probs[:, present], labels[:, present])
     others = [i for i, c in enumerate(clips) if not c.classes]
-    thresholds = np.asarray(run.calibration.thresholds) if run.calibration else np.full(len(NAMES), DEFAULT_THRESHOLD)
+    thresholds = np.asarray(run.calibration.thresholds) if run.calibration else np.full(len(NAMES), THRESHOLD)
     per_class = {}
     for c, name in enumerate(NAMES):
         mine = [i for i in solo if clips[i].classes[0] == c]
@@ -90,7 +91,7 @@ def score_clips(run: LoadedRun, folder: Path) -> dict:
         "others": {"clips": len(others),
                    "mean_top_probability": float(probs[others].max(axis=1).mean()) if others else None,
                    "over_threshold": int((probs[others] >= thresholds).any(axis=1).sum()) if others else 0,
-                   "thresholds": "calibrated" if run.calibration else f"{DEFAULT_THRESHOLD:g}"},
+                   "thresholds": "calibrated" if run.calibration else f"{THRESHOLD:g}"},
         "rows": [{"file": c.file.name, "truth": "+".join(NAMES[k] for k in c.classes) or c.other,
                   "top3": [NAMES[k] for k in order[i, :3]], "top3_p": [round(float(probs[i, k]), 3)
                                                                        for k in order[i, :3]]}
@@ -99,19 +100,16 @@ def score_clips(run: LoadedRun, folder: Path) -> dict:
 
 
 def clips_table(result: dict) -> str:
-    """The figures as a Markdown table, then one line per clip."""
-    def f(x):
-        return "-" if x is None else f"{x:.3f}"
-
+    """The figures, a table per class and a table of clips (Markdown)."""
     o = result["others"]
-    lines = [f"clips {result['clips']} ({result['solo_clips']} single-instrument): top-1 {f(result['top1'])}, "
-             f"top-3 {f(result['top3'])}, clip mAP {f(result['clip_mAP'])}",
-             f"instruments outside the 11: {o['clips']} clips, mean highest probability "
-             f"{f(o['mean_top_probability'])}, {o['over_threshold']} over a {o['thresholds']} threshold",
-             "", "| class | clips | top-1 | AP |", "|---|---|---|---|"]
-    lines += [f"| {name} | {c['clips']} | {f(c['top1'])} | {f(c['ap'])} |" for name, c in result["per_class"].items()]
-    lines += ["", "| file | truth | top 3 (p) |", "|---|---|---|"]
-    lines += [f"| {r['file']} | {r['truth']} | " + ", ".join(f"{n} {p:.2f}" for n, p in zip(r["top3"], r["top3_p"],
-                                                                                          strict=True)) + " |"
-              for r in result["rows"]]
-    return "\n".join(lines)
+    per_class = Table(["class", "clips", "top-1", "AP"], [[name, str(c["clips"]), fmt(c["top1"]), fmt(c["ap"])]
+                                                         for name, c in result["per_class"].items()])
+    per_clip = Table(["file", "truth", "top 3 (p)"],
+                     [[r["file"], r["truth"], ", ".join(f"{n} {p:.2f}" for n, p in zip(r["top3"], r["top3_p"],
+                                                                                      strict=True))]
+                      for r in result["rows"]])
+    return "\n".join([f"clips {result['clips']} ({result['solo_clips']} single-instrument): top-1 "
+                      f"{fmt(result['top1'])}, top-3 {fmt(result['top3'])}, clip mAP {fmt(result['clip_mAP'])}",
+                      f"instruments outside the 11: {o['clips']} clips, mean highest probability "
+                      f"{fmt(o['mean_top_probability'])}, {o['over_threshold']} over a {o['thresholds']} threshold",
+                      "", per_class.markdown(), "", per_clip.markdown()])

@@ -9,14 +9,17 @@ from pathlib import Path
 import typer
 
 from musicid.cli import DefaultGroup, choices, command, run
-from musicid.files import refuse_existing
+from musicid.files import output_folder, refuse_existing, write_json_atomic, write_text_atomic
+from musicid.network import DEVICE, DEVICES
 from musicid.pipeline.splits import SPLITS
+from musicid.run import resolve_model
+from musicid.validation import THRESHOLD
 
-from .bootstrap import N_BOOT, Resampler, intervals
-from .checkpoint import load_run
+from .bootstrap import Resampler, intervals
+from .clips import clips_table, score_clips
 from .evaluate import LEVELS, EvalOptions, evaluate
-from .model import DEVICE, DEVICES
-from .predictors import DEFAULT, MAX_INSTRUMENTS, THRESHOLD, Predictor
+from .loaded import load_run
+from .predictors import NAMES as PREDICTORS
 from .report import (
     interval_table,
     per_class_table,
@@ -38,6 +41,8 @@ INSTRUMENTS_HELP = "Score only these classes, comma-separated (e.g. piano,violin
 
 
 Split = choices("Split", SPLITS)
+Predictor = choices("Predictor", PREDICTORS)
+E = EvalOptions  # defaults are read from the options record, declared there once
 Level = choices("Level", LEVELS)
 
 
@@ -54,22 +59,22 @@ def _public(report: dict) -> dict:
 def run_eval(
     run_path: Path = typer.Argument(..., metavar="RUN", help="Run folder (uses best.pt) or a checkpoint file."),
     shards: Path = typer.Option(..., "--shards", help="Shard folder or manifest path."),
-    split: Split = typer.Option(Split.test, help="The split to score."),
-    predictor: Predictor = typer.Option(DEFAULT, help="How probabilities become instrument sets."),
+    split: Split = typer.Option(E.split, help="The split to score."),
+    predictor: Predictor = typer.Option(E.predictors[0], help="How probabilities become instrument sets."),
     compare: bool = typer.Option(False, "--compare", help="Every predictor on the same split, one table."),
-    level: Level = typer.Option(Level.window, help="Score 1 s windows, or frames (windows averaged per frame)."),
+    level: Level = typer.Option(E.level, help="Score 1 s windows, or frames (windows averaged per frame)."),
     frame_rate: float = typer.Option(None, min=0.1, help="Frame level on a coarser grid (frames per second)."),
     instruments: str = typer.Option(None, help=INSTRUMENTS_HELP),
     timeline: str = typer.Option(None, help="Also plot truth vs prediction over time for this recording id."),
-    bootstrap: int = typer.Option(N_BOOT, min=10, help="Bootstrap resamples of recordings for the 95% intervals."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    bootstrap: int = typer.Option(E.n_boot, min=10, help="Bootstrap resamples of recordings for the 95% intervals."),
+    seed: int = typer.Option(E.seed, help="Seed of the bootstrap."),
     out: Path = typer.Option(None, help="Report folder (default: eval/RUNNAME-SPLIT[-frame] here; nothing is "
                                         "written into the run folder)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the reports already in OUT."),
-    threshold: float = typer.Option(THRESHOLD, min=0.0, max=1.0, help="For the `threshold` predictor."),
-    max_instruments: int = typer.Option(MAX_INSTRUMENTS, min=1, help="For the `hybrid` predictor."),
+    threshold: float = typer.Option(E.threshold, min=0.0, max=1.0, help="For the `threshold` predictor."),
+    max_instruments: int = typer.Option(E.max_instruments, min=1, help="For the `hybrid` predictor."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
-    workers: int = typer.Option(0, min=0, help="DataLoader workers."),
+    workers: int = typer.Option(E.workers, min=0, help="DataLoader workers."),
     device: str = typer.Option(DEVICE, help=" | ".join(DEVICES) + "."),
 ):
     """Evaluate a run: per-class and aggregated metrics with intervals, per-recording results, report.{json,md},
@@ -99,7 +104,8 @@ def run_eval(
         tables.append(("Published results (Hung & Yang, ISMIR 2018) beside ours", text))
         notes.append(note)
     fallback = (report["calibration"] or {}).get("fallback_classes") or []
-    notes.append("Calibration fallback (val lacks the class, threshold 0.5): " + (", ".join(fallback) or "none"))
+    notes.append(f"Calibration fallback (val lacks the class, threshold {THRESHOLD:g}): "
+                 + (", ".join(fallback) or "none"))
     write_reports(out, f"musicid-eval: {r.path} on {split.value} ({level.value} level)", _public(report), tables,
                   notes)
     plot_pr_curves(rows.probs, rows.labels, cls, out / "pr_curves.png")
@@ -112,8 +118,8 @@ def run_eval(
         plot_bars({n: {"micro F1": report["results"][n]["micro"]["f1"], "macro F1": report["results"][n]["macro"]["f1"],
                        "recall": report["results"][n]["prior_accuracy"]} for n in names},
                   out / "compare_predictors.png", f"Predictors on {split.value}", "score")
-    for heading, text in tables:
-        typer.echo(f"\n{heading}\n{text}")
+    for heading, t in tables:
+        typer.echo(f"\n{heading}\n{t.text()}")
     for note in notes:
         typer.echo(f"\n{note}")
     typer.echo(f"\nabsent from {split.value}: {', '.join(main['absent_classes']) or 'none'} (left out of macro means)")
@@ -126,16 +132,16 @@ def run_eval(
 def compare_runs(
     runs: list[Path] = typer.Argument(..., help="Run folders or checkpoints, e.g. runs/bce runs/iou runs/mse."),
     shards: Path = typer.Option(..., "--shards", help="Shard folder or manifest path."),
-    split: Split = typer.Option(Split.test, help="The split to score."),
-    predictor: Predictor = typer.Option(DEFAULT, help="How probabilities become instrument sets."),
-    level: Level = typer.Option(Level.window, help="Score 1 s windows, or frames."),
+    split: Split = typer.Option(E.split, help="The split to score."),
+    predictor: Predictor = typer.Option(E.predictors[0], help="How probabilities become instrument sets."),
+    level: Level = typer.Option(E.level, help="Score 1 s windows, or frames."),
     instruments: str = typer.Option(None, help=INSTRUMENTS_HELP),
-    bootstrap: int = typer.Option(N_BOOT, min=10, help="Bootstrap resamples of recordings for the intervals."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    bootstrap: int = typer.Option(E.n_boot, min=10, help="Bootstrap resamples of recordings for the intervals."),
+    seed: int = typer.Option(E.seed, help="Seed of the bootstrap."),
     out: Path = typer.Option(Path("runs/compare"), help="Report folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the reports already in OUT."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
-    workers: int = typer.Option(0, min=0),
+    workers: int = typer.Option(E.workers, min=0),
     device: str = typer.Option(DEVICE, help=" | ".join(DEVICES) + "."),
 ):
     """Several runs side by side on the same split and predictor (the prior work's loss comparison); each
@@ -153,8 +159,7 @@ def compare_runs(
         labels[label] = str(r.path)
         resamplers.append(Resampler(report["rows"], report["sets"][predictor.value]))
     diffs = intervals(resamplers, bootstrap, seed)
-    text = summary_table(results).replace("predictor", "run      ", 1)
-    tables = [(f"Runs with {predictor.value} on {split.value} ({level.value} level)", text)]
+    tables = [(f"Runs with {predictor.value} on {split.value} ({level.value} level)", summary_table(results, "run"))]
     tables += [(f"{label}: 95% intervals over recordings" + (f", difference from {next(iter(results))}" if i else ""),
                 interval_table(d)) for i, (label, d) in enumerate(zip(results, diffs, strict=True))]
     write_reports(out, f"musicid-eval compare-runs ({predictor.value}, {split.value})",
@@ -163,8 +168,8 @@ def compare_runs(
     plot_bars({n: {"micro F1": r["micro"]["f1"], "macro F1": r["macro"]["f1"], "mAP": r["mAP"]}
                for n, r in results.items()}, out / "compare_runs.png", f"Runs ({predictor.value}, {split.value})",
               "score")
-    for heading, table_text in tables:
-        typer.echo(f"\n{heading}\n{table_text}")
+    for heading, t in tables:
+        typer.echo(f"\n{heading}\n{t.text()}")
     typer.echo(f"reports: {out}/report.md, report.json, compare_runs.png")
 
 
@@ -179,11 +184,6 @@ def clips_cmd(
 ):
     """Score a model on labelled real clips: solo top-1/top-3, clip mAP, per class, and how sure it is on
     instruments outside the 11."""
-    from musicid.files import output_folder, write_json_atomic, write_text_atomic
-
-    from .clips import clips_table, score_clips
-    from .shipped import resolve_model
-
     if out is not None:
         refuse_existing([out / "clips.json", out / "clips.md"], overwrite)
     r = load_run(resolve_model(model), device)

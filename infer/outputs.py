@@ -8,7 +8,7 @@ from pathlib import Path
 from musicid.errors import InputError
 from musicid.pipeline.audio import CHUNK_S
 
-from .checkpoint import LoadedRun
+from .loaded import LoadedRun
 from .page import write_html
 from .predict import Prediction, predict_file
 from .timeline import WRITERS

@@ -19,10 +19,10 @@ from musicid.errors import AudioError
 from musicid.pipeline.audio import CHUNK_S, probe, stream_audio
 from musicid.pipeline.features import FeatureConfig, LogMelStream, normalise, seconds_to_frames
 from musicid.pipeline.windows import frame_index
+from musicid.run import DEFAULT_PREDICTOR, resolve_model
 
-from .checkpoint import LoadedRun, load_run
-from .predictors import DEFAULT, FITTED, check_predictor, predict, rule_of
-from .shipped import resolve_model
+from .loaded import LoadedRun, load_run
+from .predictors import FITTED, check_predictor, predict, rule_of
 
 log = logging.getLogger("musicid")
 
@@ -94,7 +94,7 @@ def default_predictor(run: LoadedRun) -> str:
     """The model's default predictor; `top3` (with a warning) when it needs a calibration the model lacks."""
     if run.card.default_predictor in FITTED and run.calibration is None:
         log.warning("warning: no calibration beside %s; predicting with top3 (musicid-eval fits one)", run.path)
-        return DEFAULT
+        return DEFAULT_PREDICTOR
     return run.card.default_predictor
 
 

@@ -8,18 +8,22 @@ from pathlib import Path
 
 import typer
 
-from musicid.cli import command, run
+from musicid.cli import choices, command, run
 from musicid.errors import AudioError, InputError
 from musicid.files import output_folder, refuse_existing
+from musicid.network import DEVICE, DEVICES
 from musicid.pipeline.audio import AUDIO_SUFFIXES, CHUNK_S
+from musicid.run import resolve_model
 
-from .checkpoint import load_run
-from .model import DEVICE, DEVICES
+from .loaded import load_run
 from .outputs import FORMATS, check_formats, predict_and_save
-from .predictors import Predictor, check_predictor
-from .shipped import resolve_model
+from .page import write_index
+from .predict import default_predictor
+from .predictors import NAMES as PREDICTORS
+from .predictors import check_predictor
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+Predictor = choices("Predictor", PREDICTORS)
 log = logging.getLogger("musicid")
 
 
@@ -78,9 +82,6 @@ def predict_cmd(
     chunk: float = typer.Option(CHUNK_S, min=1.0, help="Seconds of audio decoded at a time."),
 ):
     """Which instruments play, and when: a summary per file, and CSV/JSON/PNG timelines and HTML pages."""
-    from .page import write_index
-    from .predict import default_predictor
-
     wanted = check_formats([f.strip() for f in formats.split(",") if f.strip()])
     r = load_run(resolve_model(model), device)
     chosen = predictor.value if predictor else default_predictor(r)

@@ -12,22 +12,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import numpy as np
 
 from musicid.errors import InputError
 from musicid.pipeline.vocab import N_INSTRUMENTS
+from musicid.run import BIASES as BIASED
+from musicid.run import CALIBRATED, DEFAULT_PREDICTOR, Calibration
+from musicid.validation import THRESHOLD
 
-from .calibration import BIASES as BIASED
-from .calibration import Calibration
-
-FITTED = (*BIASED, "calibrated", "hybrid")  # need a calibration fitted on validation data
+FITTED = (*BIASED, CALIBRATED, "hybrid")  # need a calibration fitted on validation data
 NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *FITTED)
-THRESHOLD = 0.5  # the `threshold` predictor's uniform threshold
 MAX_INSTRUMENTS = 3  # the `hybrid` predictor's ceiling
-DEFAULT = "top3"  # what needs no calibration: evaluation's default, and prediction's without a calibration
-Predictor = Enum("Predictor", {n: n for n in NAMES}, type=str)  # the CLIs' choice type
+DEFAULT = DEFAULT_PREDICTOR  # evaluation's default, and prediction's for a model without a calibration
 
 
 def _with_argmax(on: np.ndarray, scores: np.ndarray) -> np.ndarray:

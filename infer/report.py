@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -21,43 +22,54 @@ SUMMARY = (("micro F1", lambda r: r["micro"]["f1"]), ("macro F1", lambda r: r["m
 NOTE = "Macro means leave out classes absent from the evaluated split (listed as 'absent'), not counted as 0."
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
     return "-" if v is None else v if isinstance(v, str) else f"{v:.3f}"
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+@dataclass
+class Table:
+    """Rows of cells: printed aligned on the terminal, and written as Markdown from the same cells."""
 
-    def line(r: list[str]) -> str:
-        return "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths,
-                                                                                                  strict=True)))
+    header: list[str]
+    rows: list[list[str]]
 
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    def text(self) -> str:
+        widths = [max(len(str(x)) for x in col) for col in zip(self.header, *self.rows, strict=True)]
+
+        def line(r: list[str]) -> str:
+            return "  ".join(str(x).rjust(w) if i else str(x).ljust(w)
+                             for i, (x, w) in enumerate(zip(r, widths, strict=True)))
+
+        return "\n".join([line(self.header), line(["-" * w for w in widths])] + [line(r) for r in self.rows])
+
+    def markdown(self) -> str:
+        def line(r: list[str]) -> str:
+            return "| " + " | ".join(map(str, r)) + " |"
+
+        return "\n".join([line(self.header), "|" + "---|" * len(self.header), *map(line, self.rows)])
 
 
-def per_class_table(result: dict) -> str:
+def per_class_table(result: dict) -> Table:
     rows = []
     for name, c in result["per_class"].items():
         if not c["present"]:
             rows.append([name, str(c["support"]), "absent", "absent", "absent", "absent", str(c["predicted"])])
         else:
-            rows.append([name, str(c["support"]), *(_fmt(c[k]) for k in ("precision", "recall", "f1", "ap")),
+            rows.append([name, str(c["support"]), *(fmt(c[k]) for k in ("precision", "recall", "f1", "ap")),
                          str(c["predicted"])])
-    return table(rows, ["instrument", "support", "precision", "recall", "F1", "AP", "predicted"])
+    return Table(["instrument", "support", "precision", "recall", "F1", "AP", "predicted"], rows)
 
 
-def summary_table(results: dict[str, dict]) -> str:
-    rows = [[name, *(_fmt(get(r)) for _, get in SUMMARY)] for name, r in results.items()]
-    return table(rows, ["predictor", *(n for n, _ in SUMMARY)])
+def summary_table(results: dict[str, dict], what: str = "predictor") -> Table:
+    """One row per predictor (or per run, `what`) with the summary statistics."""
+    return Table([what, *(n for n, _ in SUMMARY)],
+                 [[name, *(fmt(get(r)) for _, get in SUMMARY)] for name, r in results.items()])
 
 
-def markdown(title: str, tables: list[tuple[str, str]], notes: list[str] = ()) -> str:
+def markdown(title: str, tables: list[tuple[str, Table]], notes: list[str] = ()) -> str:
     parts = [f"# {title}", "", NOTE, "", *(f"{n}\n" for n in notes)]
-    for heading, text in tables:
-        lines = text.splitlines()
-        cells = [[c for c in line.split("  ") if c.strip()] for line in lines if not set(line) <= {"-", " "}]
-        parts += [f"## {heading}", "", "| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
-        parts += ["| " + " | ".join(c.strip() for c in row) + " |" for row in cells[1:]] + [""]
+    for heading, t in tables:
+        parts += [f"## {heading}", "", t.markdown(), ""]
     return "\n".join(parts)
 
 
@@ -107,7 +119,7 @@ def plot_bars(values: dict[str, dict[str, float | None]], path: Path, title: str
     save_figure(fig, path)
 
 
-def write_reports(out: Path, title: str, report: dict, tables: list[tuple[str, str]], notes: list[str] = ()) -> None:
+def write_reports(out: Path, title: str, report: dict, tables: list[tuple[str, Table]], notes: list[str] = ()) -> None:
     output_folder(out)
     write_json_atomic(out / "report.json", json.loads(json.dumps(report)))
     write_text_atomic(out / "report.md", markdown(title, tables, notes))
@@ -116,30 +128,30 @@ def write_reports(out: Path, title: str, report: dict, tables: list[tuple[str, s
 PUBLISHED = Path(__file__).with_name("published.json")
 
 
-def published_table(result: dict) -> tuple[str, str]:
+def published_table(result: dict) -> tuple[Table, str]:
     """Our per-class frame-level P/R/F1 beside the published figures, and the protocol differences in words."""
     pub = json.loads(PUBLISHED.read_text())
     rows = []
     for name in pub["instruments"]:
         c = result["per_class"].get(name)
-        ours = [_fmt(c[k]) if c and c["present"] else "absent" for k in ("precision", "recall", "f1")]
+        ours = [fmt(c[k]) if c and c["present"] else "absent" for k in ("precision", "recall", "f1")]
         diff = f"{c['f1'] - pub['f1'][name]:+.3f}" if c and c["present"] else "-"
         rows.append([name, *ours, f"{pub['f1'][name]:.3f}", diff])
     m = pub["macro"]
-    rows.append(["macro", *(_fmt(result["macro"][k]) for k in ("precision", "recall", "f1")),
+    rows.append(["macro", *(fmt(result["macro"][k]) for k in ("precision", "recall", "f1")),
                  f"{m['f1']:.3f} (P {m['precision']:.3f}, R {m['recall']:.3f})",
                  f"{result['macro']['f1'] - m['f1']:+.3f}" if result["macro"]["f1"] is not None else "-"])
     note = (f"Published: {pub['source']}; {pub['protocol']}. Ours: 1 s windows of log-mel averaged per frame, "
             "thresholds calibrated on the val split (never on test); classes we score are those given by "
             "--instruments (use the same seven to match).")
-    return table(rows, ["instrument", "our P", "our R", "our F1", "published F1", "F1 difference"]), note
+    return Table(["instrument", "our P", "our R", "our F1", "published F1", "F1 difference"], rows), note
 
 
-def interval_table(intervals: dict, label: str = "value") -> str:
+def interval_table(intervals: dict, label: str = "value") -> Table:
     """Each statistic with its 95 % bootstrap interval over recordings (and a difference, when present)."""
     rows = []
     for stat, v in intervals.items():
-        row = [stat, _fmt(v["value"]), f"[{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"]
+        row = [stat, fmt(v["value"]), f"[{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"]
         if "difference" in v:
             d = v["difference"]
             row += [f"{d['value']:+.3f}", f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]",
@@ -148,13 +160,13 @@ def interval_table(intervals: dict, label: str = "value") -> str:
     header = ["statistic", label, "95% CI (recordings)"]
     if rows and len(rows[0]) > 3:
         header += ["vs first", "95% CI", "excludes 0"]
-    return table(rows, header)
+    return Table(header, rows)
 
 
-def per_recording_table(records: list[dict], names: list[str]) -> str:
+def per_recording_table(records: list[dict], names: list[str]) -> Table:
     rows = [[r["recording"], r["ensemble"] or "-", f"{r['seconds']:.0f}",
-             *(_fmt(r["f1"].get(n)) for n in names)] for r in records]
-    return table(rows, ["recording", "ensemble", "s", *(n[:6] for n in names)])
+             *(fmt(r["f1"].get(n)) for n in names)] for r in records]
+    return Table(["recording", "ensemble", "s", *(n[:6] for n in names)], rows)
 
 
 def plot_recording_heatmap(records: list[dict], names: list[str], path: Path) -> None:

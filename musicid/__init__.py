@@ -15,7 +15,7 @@ _API = {
     "predict_file": "musicid.infer.predict",
     "predict_and_save": "musicid.infer.outputs",
     "Prediction": "musicid.infer.predict",
-    "load_run": "musicid.infer.checkpoint",
+    "load_run": "musicid.infer.loaded",
     "evaluate": "musicid.infer.evaluate",
     "build_shards": "musicid.pipeline.build",
     "BuildConfig": "musicid.pipeline.build",

@@ -20,7 +20,10 @@ import typer
 
 from musicid.cli import command, run
 from musicid.errors import MusicidError
+from musicid.infer.export import export_model
+from musicid.pipeline.instruments import load_library
 from musicid.pipeline.scores import CORPUS_COMPOSERS
+from musicid.run import SHIPPED
 
 BIN = Path(sys.executable).parent
 COMPOSERS = ",".join(CORPUS_COMPOSERS)
@@ -60,8 +63,6 @@ def recipe(
     clips: Path = typer.Option(None, help="Labelled real clips to report on (labels.csv + audio/)."),
 ):
     """Make the shipped model from the instrument library, on this machine's CPUs (or its GPU)."""
-    from musicid.infer.shipped import SHIPPED
-
     out.mkdir(parents=True, exist_ok=True)
     export = export or SHIPPED
     lib, synth, scores, shards, runs = (out / n for n in ("instruments", "synth", "scores", "shards", "run"))
@@ -94,8 +95,6 @@ def recipe(
         figures["real_clips"] = {"folder": clips.name, **{k: c[k] for k in ("clips", "top1", "top3", "clip_mAP")},
                                  "per_class_top1": {n: v["top1"] for n, v in c["per_class"].items()},
                                  "others": c["others"]}
-    from musicid.infer.export import export_model
-    from musicid.pipeline.instruments import load_library
 
     card = {"name": "musicid default", "seed": seed, "recipe": "make model (python -m musicid.recipe)",
             "settings": {"recordings": recordings, "seconds": seconds, "excerpts": excerpts,

@@ -1,4 +1,5 @@
-"""Reading typed records (configs, manifests, checkpoints) from plain dicts, with errors that name the field."""
+"""Reading typed records (configs, manifests, checkpoints) from plain dicts, with errors that name the field,
+and naming the fields where two records differ."""
 
 from __future__ import annotations
 
@@ -28,3 +29,20 @@ def from_fields(cls: type[T], d: object, what: str) -> T:
         return cls(**{k: d[k] for k in names})
     except TypeError as exc:
         raise InputError(f"{what}: {exc}") from exc
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}: so that differences can be named field by field."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def differing_fields(old: dict, new: dict) -> list[str]:
+    """'field: old -> new' for every field where two argument dicts differ."""
+    a, b = flatten(old), flatten(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]

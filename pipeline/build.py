@@ -34,13 +34,23 @@ from pathlib import Path
 import numpy as np
 
 from musicid.errors import InputError
-from musicid.files import output_folder, read_json, write_json_atomic
-from musicid.records import from_fields, require
+from musicid.files import output_folder, read_json, sha256_file, write_json_atomic
+from musicid.records import differing_fields, from_fields, require
+from musicid.shardset import (
+    MANIFEST,
+    SHARD_NAME,
+    Manifest,
+    ShardInfo,
+    SplitInfo,
+    read_manifest,
+    sample_bytes,
+    sample_key,
+    shard_name,
+)
 
 from .features import FeatureConfig
 from .layout import Recording, data_dir, find_recordings, read_metadata
-from .manifest import MANIFEST, SHARD_NAME, Manifest, ShardInfo, SplitInfo, differing_fields, read_manifest, shard_name
-from .shards import ShardJob, plan_capped, sample_bytes, sample_key, sha256_file, write_shard
+from .shards import ShardJob, plan_capped, write_shard
 from .splits import SPLITS, assign_splits
 from .staging import stage_recording
 from .vocab import N_INSTRUMENTS, NAMES

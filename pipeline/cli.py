@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import typer
 
 from musicid.cli import choices, command, run
 from musicid.errors import InputError
+from musicid.files import atomic_path, refuse_existing
+from musicid.shardset import read_manifest, skipped_line
 
-from .build import BuildConfig
+from .build import BuildConfig, build_shards
+from .build import verify as verify_shards
 from .features import FeatureConfig
-from .manifest import skipped_line
-from .render import EXCERPT_S, OTHERS
-from .synth import ENGINES, RECORDINGS, SECONDS
+from .index import index_dataset
+from .instruments import fetch
+from .render import EXCERPT_S, OTHERS, TEST_FRACTION
+from .render import render as render_files
+from .synth import ENGINES, RECORDINGS, SECONDS, synthesize
 from .windows import SEGMENTATIONS, WindowConfig
 from .workers import WORKERS
 
@@ -54,8 +60,6 @@ def synth(
     workers: int = typer.Option(WORKERS, min=1, help="Worker processes (the files are the same for any number)."),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
-    from .synth import synthesize
-
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
     ids = synthesize(out, recordings, seconds, seed, chosen, overwrite, engine.value, soundfont or None, variety,
                      balance, workers, sys.stderr.isatty(), library, others, solo)
@@ -77,7 +81,8 @@ def render(
                                         "e.g. haydn,mozart,beethoven,bach)."),
     seconds: float = typer.Option(EXCERPT_S, min=1.0, help="Scores: seconds per recording (a seeded excerpt)."),
     excerpts: int = typer.Option(1, min=1, help="Scores: recordings per score, each an excerpt orchestrated anew."),
-    test_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of files in the test folder (seeded)."),
+    test_fraction: float = typer.Option(TEST_FRACTION, min=0.0, max=0.9,
+                                        help="Share of files in the test folder (seeded)."),
     others: Others = typer.Option(OTHERS[0], help="Programs outside the 11 and drums: drop them, or keep them "
                                                     "audible without labels."),
     seed: int = typer.Option(0, help="Seed of the split and of every recording's variety."),
@@ -86,15 +91,11 @@ def render(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset render wrote in OUT."),
 ):
     """Render MIDI and scores into a MusicNet-layout dataset with sampled instruments and recording conditions."""
-    import time
-
-    from .render import render as render_midi
-
     composers = tuple(c.strip() for c in corpus.split(",") if c.strip())
     if len(paths) < 2 and not (composers and paths):
         raise InputError("render takes MIDI files, scores or folders (or --corpus), then the output folder")
     t0 = time.perf_counter()
-    result = render_midi(paths[:-1], paths[-1], soundfont or None, test_fraction, others.value, seed, overwrite,
+    result = render_files(paths[:-1], paths[-1], soundfont or None, test_fraction, others.value, seed, overwrite,
                          variety, library, composers, seconds, excerpts)
     wall = time.perf_counter() - t0
     typer.echo(f"rendered {len(result.ids['train'])} train + {len(result.ids['test'])} test recordings "
@@ -114,8 +115,6 @@ def instruments_fetch(
     apt: bool = typer.Option(True, help="Install Debian's SoundFont packages with apt-get when missing."),
 ):
     """Gather recorded note samples (npm registry) and SoundFonts (Debian) into an instrument library."""
-    from .instruments import fetch
-
     lib = fetch(out, apt)
     sampled = sorted({e.instrument or "others" for e in lib.entries if e.kind == "sfz"})
     typer.echo(f"{out}: {sum(e.kind == 'sfz' for e in lib.entries)} sampled instruments ({', '.join(sampled)}) "
@@ -130,10 +129,6 @@ def index(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ):
     """The prior work's re-indexing: every span between note boundaries with its instruments and notes."""
-    from musicid.files import atomic_path, refuse_existing
-
-    from .index import index_dataset
-
     if out.suffix not in (".csv", ".parquet"):
         raise InputError(f"{out}: output must end in .csv or .parquet")
     refuse_existing([out], overwrite)
@@ -178,8 +173,6 @@ def build_shards_cmd(
                                    help="Discard an earlier build in OUT (only what it wrote) and start over."),
 ):
     """Build WebDataset shards (log-mel, labels, frame roll) from MusicNet roots; resumable."""
-    from .build import build_shards
-
     roots, out = (paths, Path("shards")) if len(paths) == 1 else (paths[:-1], paths[-1])
     cfg = BuildConfig(
         features=FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels),
@@ -205,8 +198,6 @@ def inspect(
     verify: bool = typer.Option(False, "--verify", help="Re-hash every shard and report mismatches."),
 ):
     """Summarise a shard set from its manifest; --verify checks every shard's size and sha256."""
-    from .build import verify as verify_shards
-    from .manifest import read_manifest
 
     manifest = read_manifest(out)
     typer.echo(manifest.summary())

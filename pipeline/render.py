@@ -47,6 +47,7 @@ MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
 INPUT_SUFFIXES = MIDI_SUFFIXES + SCORE_SUFFIXES
 EXCERPT_S = 30.0  # seconds of a score per recording
 OTHERS = ("drop", "unlabelled")  # what becomes of programs outside the 11 and of drums
+TEST_FRACTION = 0.2  # share of the files in the test folder
 META_COLUMNS = ("id", "composer", "composition", "movement", "ensemble", "source", "transcriber", "catalog_name",
                 "seconds")
 
@@ -102,8 +103,8 @@ class RenderResult:
     details: list[str]
 
 
-def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, test_fraction: float = 0.2,
-           others: str = "drop", seed: int = 0, overwrite: bool = False, varied: bool = True,
+def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, test_fraction: float = TEST_FRACTION,
+           others: str = OTHERS[0], seed: int = 0, overwrite: bool = False, varied: bool = True,
            library: Path | None = None, corpus: tuple[str, ...] = (), seconds: float = EXCERPT_S,
            excerpts: int = 1) -> RenderResult:
     """Render MIDI files and scores (files or folders, recursively; `corpus`: music21's corpus by composer)

@@ -21,7 +21,7 @@ from .generator import ENSEMBLES, PROGRAM, TIMBRES, Timbre, choose_ensembles, sc
 from .instruments import Library, load_library
 from .layout import claim_dataset_folder, finish_dataset, write_musicnet_recording
 from .performance import MAX_SECONDS, check_soundfont, default_soundfont, render_score, require_render_extra
-from .workers import ordered_map
+from .workers import WORKERS, ordered_map
 
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
 TABLE = 4096
@@ -121,7 +121,7 @@ def _write_one(job: tuple, base: Path, seconds: float, engine: str, fonts: list[
 def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS, seed: int = 0,
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False,
                engine: str = "additive", soundfonts: list[Path] | None = None,
-               varied: bool = True, balanced: bool = False, workers: int = 1,
+               varied: bool = True, balanced: bool = False, workers: int = WORKERS,
                progress: bool = False, library: Path | None = None, others: float = 0.0,
                solo: float = 0.0) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.

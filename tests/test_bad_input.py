@@ -13,7 +13,7 @@ import webdataset as wds
 from musicid.errors import InputError
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.cli import app
-from musicid.pipeline.manifest import read_manifest
+from musicid.shardset import read_manifest
 from tests.audio_writers import tone, write_ffmpeg, write_float_wav, write_mp3
 from tests.conftest import invoke, write_recording
 

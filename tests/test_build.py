@@ -18,9 +18,9 @@ from musicid.pipeline import build as build_mod
 from musicid.pipeline import shards as shards_mod
 from musicid.pipeline.build import STATE, BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig
-from musicid.pipeline.manifest import read_manifest
 from musicid.pipeline.synth import synthesize
 from musicid.pipeline.windows import WindowConfig
+from musicid.shardset import read_manifest
 from tests.conftest import shard_hashes, write_recording
 
 CFG = BuildConfig(shards_per_split=2, val_fraction=0.2)

@@ -80,26 +80,40 @@ def test_prediction_imports_no_training_code(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
-def test_no_module_imports_one_that_imports_it_back():
-    """Every import between musicid's modules (top-level or inside a function) as a graph: no cycles."""
-    import ast
+PACKAGES = ("musicid", "musicid.pipeline", "musicid.train", "musicid.infer")
+
+
+def module_files() -> dict[str, Path]:
     import importlib.util
 
+    files = {}
+    for package in PACKAGES:
+        for path in Path(importlib.util.find_spec(package).origin).parent.glob("*.py"):
+            files[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
+    return files
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every import between musicid's modules (top-level or inside a function), as module -> modules."""
+    import ast
+
     graph = {}
-    for package in ("musicid", "musicid.pipeline", "musicid.train", "musicid.infer"):
-        folder = Path(importlib.util.find_spec(package).origin).parent
-        for path in folder.glob("*.py"):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
-            edges = set()
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ImportFrom):
-                    base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-                    target = ".".join(p for p in (base, node.module or "") if p)
-                    edges |= {target} | {f"{target}.{a.name}" for a in node.names}
-                elif isinstance(node, ast.Import):
-                    edges |= {a.name for a in node.names}
-            graph[name] = {e for e in edges if e.startswith("musicid")}
-    graph = {k: {e for e in v if e in graph and e != k} for k, v in graph.items()}
+    for name, path in module_files().items():
+        package = name if path.stem == "__init__" else name.rsplit(".", 1)[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+                target = ".".join(p for p in (base, node.module or "") if p)
+                edges |= {target} | {f"{target}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+        graph[name] = {e for e in edges if e.startswith("musicid")}
+    return {k: {e for e in v if e in graph and e != k} for k, v in graph.items()}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    graph = import_graph()
     state = {}
 
     def visit(node, stack):
@@ -113,3 +127,29 @@ def test_no_module_imports_one_that_imports_it_back():
     for node in sorted(graph):
         if node not in state:
             visit(node, [])
+
+
+def test_the_parts_meet_only_in_the_artifact_records():
+    """pipeline writes shard sets, train writes runs, infer reads both: none of them imports another's code
+    (only the shard-set and run modules and the shared helpers beside them); each record is defined once."""
+    import ast
+
+    shared = {"musicid.errors", "musicid.files", "musicid.records", "musicid.cli"}
+    allowed = {"musicid.pipeline": {"musicid.pipeline", "musicid.shardset", *shared},
+               "musicid.train": {"musicid.train", "musicid.pipeline", "musicid.shardset", "musicid.run",
+                                 "musicid.network", "musicid.validation", "musicid.metrics", *shared},
+               "musicid.infer": {"musicid.infer", "musicid.pipeline", "musicid.shardset", "musicid.run",
+                                 "musicid.network", "musicid.validation", "musicid.metrics", *shared}}
+    for module, targets in import_graph().items():
+        part = ".".join(module.split(".")[:2])
+        for target in targets if part in allowed else ():
+            assert any(target == a or target.startswith(f"{a}.") for a in allowed[part]), f"{module} -> {target}"
+    defined = {}
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                defined.setdefault(node.name, []).append(name)
+    for record, module in (("Manifest", "musicid.shardset"), ("ShardInfo", "musicid.shardset"),
+                           ("Checkpoint", "musicid.run"), ("ModelCard", "musicid.run"),
+                           ("Calibration", "musicid.run"), ("InstrumentNet", "musicid.network")):
+        assert defined[record] == [module], (record, defined[record])

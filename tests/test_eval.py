@@ -11,13 +11,13 @@ from sklearn.metrics import average_precision_score, precision_recall_fscore_sup
 
 from musicid.errors import InputError
 from musicid.infer import evaluate as evaluate_mod
-from musicid.infer.calibration import Calibration, calibration_file
-from musicid.infer.checkpoint import load_run
 from musicid.infer.eval_cli import app
-from musicid.infer.metrics import score_sets
+from musicid.infer.loaded import load_run
 from musicid.infer.predictors import predict
+from musicid.metrics import score_sets
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig
+from musicid.run import Calibration, calibration_file
 from tests.conftest import invoke, tree_digest
 
 P = np.array([[0.9, 0.6, 0.2, 0.1],
@@ -142,8 +142,6 @@ def test_mismatched_shards_empty_split_and_bad_choices_fail_clearly(tiny_run, sy
 @pytest.mark.parametrize("thresholds", [[float("nan")] * 11, [7.0] * 11, [0.5, 0.5, 0.5], "high"])
 def test_a_damaged_calibration_is_named_not_used(tiny_run, tmp_path, thresholds):
     """The right checkpoint hash, wrong values: refused with the file named, never 'no instrument found'."""
-    from musicid.infer.checkpoint import load_run
-
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
     path = calibration_file(run_dir / "best.pt")

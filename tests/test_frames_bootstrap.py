@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, f1_score
 from musicid.infer.bootstrap import Resampler, intervals
 from musicid.infer.eval_cli import app
 from musicid.infer.frames import Rows, to_frames
-from musicid.infer.metrics import score_sets
+from musicid.metrics import score_sets
 from tests.conftest import invoke
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from musicid.errors import InputError
-from musicid.infer.metrics import calibrate_thresholds, macro_f1, per_class_ap
+from musicid.metrics import calibrate_thresholds, macro_f1, per_class_ap
 from musicid.train.losses import bce_loss, iou_loss, make_loss, mse_loss
 
 LOGIT_09 = math.log(0.9 / 0.1)  # sigmoid -> 0.9

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-import musicid.infer.shipped as shipped
+import musicid.run as shipped
 from musicid.errors import InputError
-from musicid.infer.checkpoint import load_checkpoint, load_run
 from musicid.infer.clips import clips_table, read_clips, score_clips
 from musicid.infer.eval_cli import app as eval_app
 from musicid.infer.export import export_model
-from musicid.infer.model import build_model
+from musicid.infer.loaded import load_run
 from musicid.infer.predict import predict_file
 from musicid.infer.predict_cli import app as predict_app
+from musicid.network import build_model
 from musicid.pipeline.vocab import NAMES
+from musicid.run import Checkpoint
 from tests.audio_writers import tone, write_float_wav, write_mp3
 from tests.conftest import invoke
 
@@ -46,10 +47,10 @@ def exported(tiny_run, tmp_path, monkeypatch):
 
 
 def test_export_halves_the_weights_and_keeps_the_calibration(tiny_run, exported, clips):
-    state = load_checkpoint(exported / "model.pt")
-    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
+    ckpt = Checkpoint.load(exported / "model.pt")
+    assert all(v.dtype == torch.float16 for v in ckpt.model.values() if v.is_floating_point())
     size = (exported / "model.pt").stat().st_size
-    assert "optimizer" not in state and size < 0.6 * (tiny_run / "best.pt").stat().st_size
+    assert ckpt.training is None and size < 0.6 * (tiny_run / "best.pt").stat().st_size
     run = load_run(exported)  # a folder: its model.pt
     original = load_run(tiny_run)
     assert run.calibration is not None and run.calibration.thresholds == original.calibration.thresholds
@@ -81,7 +82,7 @@ def test_no_shipped_model_is_one_line_that_says_what_to_do(tmp_path, monkeypatch
 
 def test_fine_tuning_starts_from_the_shipped_weights(exported):
     model = build_model("default")
-    weights = load_checkpoint(exported / "model.pt")["model"]
+    weights = Checkpoint.load(exported / "model.pt").model
     assert torch.equal(model.backbone.conv1.weight, weights["backbone.conv1.weight"].float())
 
 

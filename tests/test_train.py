@@ -16,14 +16,14 @@ import torch
 from torchvision.models import resnet18
 
 from musicid.errors import InputError
-from musicid.infer.calibration import read_calibration
-from musicid.infer.checkpoint import REQUIRED, load_checkpoint
-from musicid.infer.model import build_model, use_bf16
+from musicid.network import build_model, use_bf16
 from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.features import FeatureConfig
+from musicid.run import CARD_FIELDS, Calibration, Checkpoint
+from musicid.shardset import epoch_order
 from musicid.train import trainer as trainer_mod
+from musicid.train.augment import SpecAugment
 from musicid.train.cli import app
-from musicid.train.stream import StreamConfig, epoch_order, spec_augment
 from musicid.train.trainer import TrainConfig, Trainer
 from tests.conftest import invoke
 
@@ -51,14 +51,14 @@ def test_one_epoch_writes_run_folder_and_checkpoint(tiny_shards, tmp_path):
     (row,) = metrics(out)
     assert row["epoch"] == 1 and row["steps"] > 0 and 0 <= row["val_mAP"] <= 1 and row["bad_shards"] == []
     state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)  # no pickle needed
-    assert set(REQUIRED) <= set(state) and "thresholds" not in state
+    assert {"format_version", "model", *CARD_FIELDS} <= set(state) and "thresholds" not in state
     assert state["default_predictor"] == "calibrated"
     assert state["features"]["n_mels"] == 128 and len(state["normalization"]["mean"]) == 128
     assert [i["name"] for i in state["instruments"]][:3] == ["Piano", "Harpsichord", "Violin"]
-    cal = read_calibration(out / "best.pt")  # the calibration beside it, fitted for exactly this checkpoint
+    cal = Calibration.load(out / "best.pt")  # the calibration beside it, fitted for exactly this checkpoint
     assert cal is not None and len(cal.thresholds) == 11 and set(cal.biases) == {"prior", "valmean", "noise"}
     model = build_model()
-    model.load_state_dict(load_checkpoint(out)["model"])
+    model.load_state_dict(Checkpoint.load(out).model)
     assert not list(out.glob(".*"))
     with pytest.raises(InputError, match="holds an earlier run"):  # never replaced unasked
         run(tiny_shards, out, epochs=1)
@@ -129,8 +129,8 @@ def test_a_split_without_val_recordings_trains_and_best_follows_last(synth_root,
                      "--workers", "0", "--freeze-backbone"])
     assert r.exit_code == 0 and "no val split, best.pt = last.pt" in r.output, r.output
     assert [row["val_mAP"] for row in metrics(tmp_path / "run")] == [None, None]
-    best, last = (load_checkpoint(tmp_path / "run" / f"{n}.pt") for n in ("best", "last"))
-    assert best["epoch"] == last["epoch"] == 1 and best["default_predictor"] == "top3"
+    best, last = (Checkpoint.load(tmp_path / "run" / f"{n}.pt") for n in ("best", "last"))
+    assert best.training["epoch"] == last.training["epoch"] == 1 and best.card.default_predictor == "top3"
 
 def test_truncated_shard_is_skipped_and_counted(tiny_shards, tmp_path):
     shards = tmp_path / "shards"
@@ -194,7 +194,7 @@ def test_pretrained_files_that_are_not_weights_are_named(tiny_run, tmp_path):
         with pytest.raises(InputError, match=message):
             build_model(str(tmp_path / name))
     ours = build_model(str(tiny_run / "best.pt"))  # a musicid checkpoint: its backbone
-    assert torch.equal(ours.backbone.conv1.weight, load_checkpoint(tiny_run)["model"]["backbone.conv1.weight"])
+    assert torch.equal(ours.backbone.conv1.weight, Checkpoint.load(tiny_run).model["backbone.conv1.weight"])
 
 
 def test_imagenet_without_cache_or_network_fails_clearly(tmp_path, monkeypatch):
@@ -235,11 +235,11 @@ def test_shard_order_is_new_each_epoch_and_deterministic():
 
 
 def test_spec_augment_masks_bands_and_spans_within_limits():
-    cfg = StreamConfig(freq_masks=1, freq_width=5, time_masks=1, time_width=4)
+    augment = SpecAugment(freq_masks=1, freq_width=5, time_masks=1, time_width=4)
     spec = np.ones((1, 32, 40), dtype=np.float32)
     masked = 0
     for seed in range(20):
-        out = spec_augment(spec, cfg, random.Random(seed))
+        out = augment(spec, random.Random(seed))
         zero_rows = (out[0] == 0).all(axis=1).sum()
         zero_cols = (out[0] == 0).all(axis=0).sum()
         assert zero_rows <= 5 and zero_cols <= 4
@@ -262,3 +262,11 @@ def test_divergence_tpu_and_a_run_stopped_before_its_first_checkpoint(tiny_shard
     r = invoke(app, [*base, "--out", stopped])
     assert r.exit_code == 0, r.output
     assert (stopped / "best.pt").exists() and json.loads((stopped / "config.json").read_text())["epochs"] == 1
+
+
+def test_a_checkpoint_is_the_same_bytes_whichever_process_saves_it(tiny_run, tmp_path):
+    """Saved through a file object: no temporary name or process id inside the archive."""
+    code = "import sys; from musicid.run import Checkpoint; Checkpoint.load(sys.argv[1]).save(sys.argv[2])"
+    for name in ("a.pt", "b.pt"):
+        subprocess.run([sys.executable, "-c", code, str(tiny_run / "best.pt"), str(tmp_path / name)], check=True)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

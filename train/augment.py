@@ -1,4 +1,5 @@
-"""Batch-level augmentation in the power domain: mixup of sounds, and recording conditions.
+"""Training augmentation: SpecAugment per sample (in the reader's workers), and batch-level augmentation in
+the power domain: mixup of sounds, and recording conditions.
 
 Mixup: two windows summed as sounds, their instrument sets united.
 
@@ -10,11 +11,38 @@ so the union of their labels is the right target.
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from musicid.pipeline.features import FeatureConfig
 
 AMIN = FeatureConfig.amin  # the features' power floor before the log
+
+
+@dataclass(frozen=True)
+class SpecAugment:
+    """Zero (= the train mean after normalisation) a few mel bands and time spans of a normalised log-mel."""
+
+    freq_masks: int = 2
+    freq_width: int = 16
+    time_masks: int = 2
+    time_width: int = 12
+
+    def __call__(self, spec: np.ndarray, rng: random.Random) -> np.ndarray:
+        spec = spec.copy()
+        _, n_mels, n_frames = spec.shape
+        for _ in range(self.freq_masks):
+            w = rng.randint(0, self.freq_width)
+            f = rng.randint(0, max(n_mels - w, 0))
+            spec[:, f : f + w, :] = 0.0
+        for _ in range(self.time_masks):
+            w = rng.randint(0, self.time_width)
+            t = rng.randint(0, max(n_frames - w, 0))
+            spec[:, :, t : t + w] = 0.0
+        return spec
 
 
 def _db(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

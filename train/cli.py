@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from musicid.cli import choices, command, run
-from musicid.infer.model import PRECISIONS
+from musicid.network import PRECISIONS
 
 from .losses import LOSSES
 from .trainer import TrainConfig, Trainer

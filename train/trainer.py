@@ -22,24 +22,18 @@ from tqdm import tqdm
 
 from musicid.errors import InputError
 from musicid.files import output_folder, write_json_atomic
-from musicid.infer import calibration
-from musicid.infer.calibration import calibration_file
-from musicid.infer.checkpoint import BEST, FORMAT_VERSION, ModelCard, load_checkpoint, save_checkpoint
-from musicid.infer.evaluate import collect_predictions, fit_on
-from musicid.infer.metrics import macro_f1, per_class_ap
-from musicid.infer.model import DEVICE, DROPOUT, build_model, resolve_device, use_bf16
-from musicid.infer.predictors import DEFAULT
-from musicid.pipeline.manifest import differing_fields, read_manifest
-from musicid.pipeline.shards import log_bad, shard_urls
+from musicid.metrics import macro_f1, per_class_ap
+from musicid.network import DEVICE, DROPOUT, build_model, resolve_device, use_bf16
+from musicid.records import differing_fields
+from musicid.run import BEST, CONFIG, LAST, METRICS, RUN_FILES, Calibration, Checkpoint, ModelCard
+from musicid.shardset import TrainOrder, check_shard_count, loader, log_bad, rank_shards, read_manifest, shard_urls
+from musicid.validation import THRESHOLD, collect_predictions, fit_calibration
 
 from . import distributed
-from .augment import mix_sources, recording_conditions
+from .augment import SpecAugment, mix_sources, recording_conditions
 from .losses import make_loss
-from .stream import StreamConfig, check_shard_count, rank_shards, train_loader
 
 log = logging.getLogger("musicid")
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", BEST,
-             *(calibration_file(Path(n)).name for n in ("last.pt", BEST)))
 RESUMABLE = ("workers", "device", "precision", "out", "shards", "shard_url")  # may differ when a run is resumed
 
 
@@ -49,7 +43,7 @@ class TrainConfig:
     out: str
     epochs: int = 10
     epoch_steps: int = 0  # optimiser steps per epoch, at most one pass over the train split; 0 = one pass
-    batch_size: int = StreamConfig.batch_size  # the stream's defaults, declared there
+    batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
     loss: str = "bce"
@@ -61,10 +55,10 @@ class TrainConfig:
     device: str = DEVICE
     precision: str = "auto"  # of the forward pass; see use_bf16
     seed: int = 0
-    spec_augment: bool = StreamConfig.spec_augment
+    spec_augment: bool = False
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of sounds (power domain) with label union; 0 = off
     conditions: float = 0.0  # probability of each recording-condition change (gain, EQ, noise, reverb); 0 = off
-    shuffle_buffer: int = StreamConfig.shuffle_buffer
+    shuffle_buffer: int = 2000  # samples mixed within a reader (about 33 min of 1 s windows at a 0.5 s hop)
     warmup_frac: float = 0.05
     grad_clip: float = 1.0
     shard_url: str | None = None  # read shards from this URL template ({name}) instead of beside the manifest
@@ -103,7 +97,7 @@ class Trainer:
         if n_train < self.dist.world_size * cfg.batch_size:
             raise InputError(f"{cfg.shards}: the train split has {n_train} samples, fewer than world_size "
                              f"{self.dist.world_size} x batch size {cfg.batch_size}; lower --batch-size")
-        self.card = ModelCard.from_state(self._card_state(), cfg.shards)
+        self.card = ModelCard.from_manifest(self.manifest, asdict(cfg))
         one_pass = n_train // (self.dist.world_size * cfg.batch_size)
         if cfg.epoch_steps > one_pass:
             raise InputError(f"{cfg.shards}: --epoch-steps {cfg.epoch_steps} is more than one pass over the train "
@@ -111,7 +105,7 @@ class Trainer:
         self.steps_per_epoch = cfg.epoch_steps or one_pass
         torch.manual_seed(cfg.seed)
         self.bf16 = use_bf16(self.device, cfg.precision)
-        # channels_last: faster convolutions on CUDA and on oneDNN CPUs alike (6-13 % in fp32 on a 2-core EPYC)
+        # channels_last: faster convolutions on CUDA and on oneDNN CPUs alike (benchmarks/train_speed.py)
         self.model = build_model(cfg.pretrained, cfg.freeze_backbone, cfg.dropout).to(
             self.device, memory_format=torch.channels_last)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -126,45 +120,42 @@ class Trainer:
         self.norm_mean = torch.from_numpy(self.card.mean).to(self.device)
         self.norm_std = torch.from_numpy(self.card.std).to(self.device)
 
-    def _card_state(self) -> dict:
-        """What a checkpoint records about the data: the manifest's features, window, vocabulary, statistics."""
-        m = self.manifest
-        has_val = m.splits["val"].samples > 0
-        return {"features": m.features.to_dict(), "window": {**m.window.to_dict(), "n_frames": m.n_frames},
-                "instruments": m.instruments, "normalization": {k: m.normalization[k] for k in ("mean", "std")},
-                "train_config": asdict(self.cfg), "default_predictor": "calibrated" if has_val else DEFAULT}
-
     def resume(self) -> None:
         """Continue from last.pt: weights, optimizer, scheduler, epoch and step counters. Refused when the
         shards' features or the training settings differ from the run's."""
-        state = load_checkpoint(self.out / "last.pt")
-        old = {"data": {k: state[k] for k in ("features", "window")},
-               "train": {k: v for k, v in state["train_config"].items() if k not in RESUMABLE}}
-        card = self._card_state()
-        new = {"data": {k: card[k] for k in ("features", "window")},
-               "train": {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE}}
-        diff = differing_fields(old, new)
+        path = self.out / LAST
+        ckpt = Checkpoint.load(path)
+        if ckpt.training is None:
+            raise InputError(f"{path}: holds no training state to resume from (an exported model?)")
+
+        def settings(card: ModelCard) -> dict:
+            d = card.to_dict()
+            return {"data": {k: d[k] for k in ("features", "window")},
+                    "train": {k: v for k, v in card.train_config.items() if k not in RESUMABLE}}
+
+        diff = differing_fields(settings(ckpt.card), settings(self.card))
         if diff:
-            raise InputError(f"{self.out / 'last.pt'}: --resume with other settings than the run's "
+            raise InputError(f"{path}: --resume with other settings than the run's "
                              f"({'; '.join(diff[:4])}); use the run's, or start a new run")
-        self.model.load_state_dict(state["model"])
+        state = ckpt.training
+        self.model.load_state_dict(ckpt.model)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch, self.step, self.best_map = state["epoch"] + 1, state["step"], state["best_map"]
 
     def _batches(self, epoch: int):
         """This rank's batches for an epoch; if its shards run dry before the step count, it reads them again."""
-        stream = StreamConfig(batch_size=self.cfg.batch_size, shuffle_buffer=self.cfg.shuffle_buffer,
-                              spec_augment=self.cfg.spec_augment)
+        cfg = self.cfg
+        augment = SpecAugment() if cfg.spec_augment else None
         for sub in itertools.count():
             got_batch = False
-            for batch in train_loader(self.urls, self.card.mean, self.card.std, stream, self.cfg.seed + 7919 * sub,
-                                      epoch, self.cfg.workers):
+            order = TrainOrder(cfg.seed + 7919 * sub, epoch, cfg.shuffle_buffer, augment)
+            for batch in loader(self.urls, self.card.mean, self.card.std, cfg.batch_size, cfg.workers, order):
                 got_batch |= batch[0] is not None
                 yield batch
             if not got_batch:
-                raise InputError(f"{self.cfg.shards}: rank {self.dist.rank}'s shards gave no full batch of "
-                                 f"{stream.batch_size} (all unreadable, or too few samples for the batch size)")
+                raise InputError(f"{cfg.shards}: rank {self.dist.rank}'s shards gave no full batch of "
+                                 f"{cfg.batch_size} (all unreadable, or too few samples for the batch size)")
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One optimisation step on a batch; returns its loss."""
@@ -228,8 +219,8 @@ class Trainer:
             "samples_per_s": round(sum(r["samples"] for r in per_rank) / seconds, 1),
         }
 
-    def validate(self) -> tuple[dict, calibration.Calibration | None]:
-        """Val loss, mAP and macro F1 at 0.5, and the calibration fitted on the same predictions."""
+    def validate(self) -> tuple[dict, Calibration | None]:
+        """Val loss, mAP and macro F1 at the uniform threshold, and the calibration fitted on the same predictions."""
         val = collect_predictions(self.model, self.val_urls, self.card, self.device,
                                   workers=min(self.cfg.workers, len(self.val_urls)))
         probs, labels = val.probs, val.labels
@@ -238,20 +229,19 @@ class Trainer:
         p = np.clip(probs, 1e-7, 1 - 1e-7)
         bce = float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
         metrics = {"val_loss": round(bce, 5), "val_mAP": round(float(np.nanmean(per_class_ap(probs, labels))), 5),
-                   "val_macro_f1": round(macro_f1(probs >= 0.5, labels), 5)}
-        rows = val.rows("window", 0, None, self.manifest.window.hop_s)
-        return metrics, fit_on(self.model, self.card, self.device, self.manifest, rows, f"{self.cfg.shards} val split")
+                   "val_macro_f1": round(macro_f1(probs >= THRESHOLD, labels), 5)}
+        return metrics, fit_calibration(self.model, self.card, self.device, self.manifest, probs, labels,
+                                        f"{self.cfg.shards} val split")
 
-    def checkpoint_state(self, epoch: int, metrics: dict) -> dict:
-        return {"format_version": FORMAT_VERSION, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "epoch": epoch, "step": self.step, "best_map": self.best_map, "val_metrics": metrics,
-                **self._card_state()}
+    def checkpoint(self, epoch: int, metrics: dict) -> Checkpoint:
+        return Checkpoint(self.model.state_dict(), self.card,
+                          {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                           "epoch": epoch, "step": self.step, "best_map": self.best_map, "val_metrics": metrics})
 
-    def _save(self, name: str, state: dict, cal: calibration.Calibration | None) -> None:
-        save_checkpoint(self.out / name, state)
+    def _save(self, name: str, ckpt: Checkpoint, cal: Calibration | None) -> None:
+        ckpt.save(self.out / name)
         if cal is not None:
-            calibration.write_calibration(self.out / name, cal)
+            cal.save(self.out / name)
 
     def _start_run_folder(self, overwrite: bool) -> None:
         """A new run needs an empty run folder; --overwrite removes the files an earlier run wrote, only.
@@ -260,7 +250,7 @@ class Trainer:
             raise InputError(f"{self.out}: exists and is not a folder; choose another --out")
         earlier = [self.out / n for n in RUN_FILES if (self.out / n).exists()]
         # a run stopped before its first checkpoint left only its config: nothing to keep or resume
-        if earlier and not overwrite and any(p.name != "config.json" for p in earlier):
+        if earlier and not overwrite and any(p.name != CONFIG for p in earlier):
             raise InputError(f"{self.out}: holds an earlier run ({earlier[0].name}); use --resume to continue it, "
                              "--overwrite to start over, or another --out")
         distributed.barrier(self.dist)
@@ -275,7 +265,7 @@ class Trainer:
         if self.start_epoch == 0:
             self._start_run_folder(overwrite)
         if self.dist.is_main:
-            write_json_atomic(self.out / "config.json", {**asdict(self.cfg), "world_size": self.dist.world_size,
+            write_json_atomic(self.out / CONFIG, {**asdict(self.cfg), "world_size": self.dist.world_size,
                                                          "device": str(self.device),
                                                          "steps_per_epoch": self.steps_per_epoch})
         distributed.barrier(self.dist)
@@ -288,11 +278,11 @@ class Trainer:
                 # with no val split there is nothing to choose by: best.pt follows last.pt
                 improved = metrics["val_mAP"] is None or metrics["val_mAP"] > self.best_map
                 self.best_map = max(self.best_map, metrics["val_mAP"] or -1.0)
-                state = self.checkpoint_state(epoch, metrics)
-                self._save("last.pt", state, cal)
+                ckpt = self.checkpoint(epoch, metrics)
+                self._save(LAST, ckpt, cal)
                 if improved or not (self.out / BEST).exists():
-                    self._save(BEST, state, cal)
-                with open(self.out / "metrics.jsonl", "a") as fh:
+                    self._save(BEST, ckpt, cal)
+                with open(self.out / METRICS, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 log.info("epoch %d/%d: train loss %.4f, val mAP %s, val macro F1 %s, %.0f samples/s, %d bad shards",
                          epoch + 1, self.cfg.epochs, row["train_loss"], metrics["val_mAP"], metrics["val_macro_f1"],

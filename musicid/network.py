@@ -1,4 +1,4 @@
-"""ResNet18 for log-mel input: torchvision's backbone, a one-channel stem and a dedicated 11-way head.
+"""The network a run holds: torchvision's ResNet18 for log-mel input, a one-channel stem and an 11-way head.
 
 One-channel input: conv1's ImageNet RGB kernels are summed into one channel ("folded"), which equals
 feeding the spectrogram copied into 3 channels, at a third of the stem's cost. The original fc is
@@ -16,8 +16,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from musicid.errors import InputError
 from musicid.pipeline.vocab import N_INSTRUMENTS
-
-from .shipped import shipped_model
+from musicid.run import load_torch_file, shipped_model
 
 IMAGENET_FILE = "resnet18-f37072fd.pth"
 DROPOUT = 0.2
@@ -39,8 +38,8 @@ class InstrumentNet(nn.Module):
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Sigmoid outputs in fp32, the one inference path (eval, val, calibration, predict): channels_last,
-        and bf16 autocast where the hardware computes bf16 natively (2.2x fp32's windows per second on a
-        2-core EPYC with AMX; mAP unchanged to three decimals on the demo's test split)."""
+        and bf16 autocast where the hardware computes bf16 natively (faster than fp32 there; the demo's test
+        mAP is the same to three decimals either way)."""
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16(x.device, "auto")):
             return torch.sigmoid(self(x).float())
@@ -84,16 +83,6 @@ def imagenet_state() -> dict:
         ) from exc
 
 
-def load_torch_file(path: Path, missing: str, foreign: str) -> object:
-    """`torch.load` without pickle (`weights_only=True`); a missing or foreign file is an InputError."""
-    if not path.is_file():
-        raise InputError(f"{path}: {missing}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for files that are not its own
-        raise InputError(f"{path}: {foreign} ({type(exc).__name__})") from exc
-
-
 def load_weights_file(path: Path) -> dict:
     """A torchvision resnet18 state dict, or the weights of a musicid checkpoint."""
     state = load_torch_file(Path(path), "--pretrained file not found (use none, imagenet or a weights file)",
@@ -105,8 +94,8 @@ def load_weights_file(path: Path) -> dict:
 
 def use_bf16(device: torch.device, precision: str) -> bool:
     """Whether to run the forward pass under bf16 autocast (weights, gradients and the loss stay fp32). `auto`:
-    where the hardware computes bf16 natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX, where it trains
-    1.7x faster on a 2-core EPYC), else fp32: emulated bf16 would be slower than fp32."""
+    where the hardware computes bf16 natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX; benchmarks/
+    train_speed.py measures the gain), else fp32: emulated bf16 would be slower than fp32."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
