@@ -40,6 +40,7 @@ bench: setup
 bench-models: setup
 	$(BIN)/python benchmarks/cross_timbre.py
 	$(BIN)/python benchmarks/rare_classes.py
+	$(BIN)/python benchmarks/augmentation.py
 
 demo: setup
 	$(BIN)/python -m musicid.demo --out demo

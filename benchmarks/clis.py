@@ -32,9 +32,9 @@ def build(roots: list[Path], shards: Path, val_fraction: float) -> Path:
     return shards
 
 
-def train(shards: Path, run: Path, epochs: int, conditions: float) -> Path:
+def train(shards: Path, run: Path, epochs: int, conditions: float, *extra: str) -> Path:
     cli("musicid-train", "--shards", str(shards), "--out", str(run), "--epochs", str(epochs), "--lr", "2e-3",
-        "--conditions", str(conditions), "--overwrite")
+        "--conditions", str(conditions), "--overwrite", *extra)
     return run
 
 

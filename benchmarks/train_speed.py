@@ -2,7 +2,7 @@
 
 Forward + backward + AdamW step on synthetic tensors (the loader is measured in loader.py), as the trainer
 runs them: channels_last, and bf16 autocast where `--precision auto` picks it (CUDA; CPUs with AVX512-BF16
-or AMX). Baseline in the same run: fp32 with the default memory format, the previous trainer's CPU path.
+or AMX). Baseline in the same run: fp32 with the default memory format (neither bf16 nor channels_last).
 Median of --repeats timings.
 Usage: python benchmarks/train_speed.py [--steps 10]
 """

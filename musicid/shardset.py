@@ -7,8 +7,7 @@ it lists (by name, size and sha256) are ever reused or replaced by a later build
 Here, in one place: the manifest as typed records validated field by field, sample keys and members, their
 encoding into tar members and decoding, and the one webdataset reading pipeline (training and evaluation
 modes, unreadable shards counted). torch and webdataset are imported by the reading functions only:
-`import webdataset` loads PyTorch, which would triple the offline pipeline's peak memory (887 MB against
-296 MB per build process).
+`import webdataset` loads PyTorch, which would triple the offline pipeline's peak memory per process.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 what libsndfile cannot read: MP3, Ogg/Opus, AAC/M4A, and the sound of video files (MP4, MKV, WebM).
 
 Why not libsndfile for MP3 and Ogg: their frame count is only an estimate (encoder delay and padding, VBR),
-and libsndfile 1.2's MP3 decoder stopped a 3.06 s VBR file from LAME after 0.87 s without an error. Only
+and libsndfile's MP3 decoder can stop a VBR file from LAME early without an error. Only
 an exact container can be called truncated; compressed files decode to their end, whatever it is. Both
 paths stream in chunks, so memory stays flat in file length.
 """

@@ -31,7 +31,7 @@ from .vocab import INSTRUMENTS
 
 GM_TO_MUSICNET = {0: 1, 1: 1, 2: 1, 6: 7, 40: 41, 41: 42, 42: 43, 43: 44, 60: 61, 68: 69, 70: 71, 71: 72, 73: 74}
 NAME_OF = dict(INSTRUMENTS)
-MAX_SECONDS = 3600.0  # the longest recording: one is held in memory while it is played
+MAX_SECONDS = 3600.0  # the longest recording: a MIDI with a ten-hour note would fill the disk, not a dataset
 OTHER_PROGRAM = 56  # GM trumpet: the MIDI program of a generated part that an instrument outside the 11 plays
 
 

@@ -6,8 +6,8 @@ reader's shuffle buffer sees many recordings at once. Each shard is a PAX tar (l
 a temporary name that is renamed when the shard is complete.
 
 Why the standard library's `tarfile` and not `webdataset.TarWriter` (a thin wrapper over it): `import
-webdataset` loads PyTorch, which triples the build's peak memory and slows it; the offline pipeline stays
-free of PyTorch.
+webdataset` loads PyTorch, which triples the build's peak memory (benchmarks/build_memory.py); the offline
+pipeline stays free of PyTorch.
 """
 
 from __future__ import annotations
