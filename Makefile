@@ -36,7 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/page_load.py
 	$(BIN)/python benchmarks/render_speed.py
 
-# The model-training checks (about 26 min; need: apt-get install musescore-general-soundfont-small fluid-soundfont-gm)
+# The model-training checks (about 25 min; need: apt-get install musescore-general-soundfont-small fluid-soundfont-gm)
 bench-models: setup
 	$(BIN)/python benchmarks/cross_timbre.py
 	$(BIN)/python benchmarks/rare_classes.py

@@ -16,6 +16,7 @@ import pandas as pd
 from musicid.errors import InputError
 from musicid.metrics import per_class_ap
 from musicid.pipeline.vocab import NAMES
+from musicid.run import CALIBRATED
 from musicid.validation import THRESHOLD
 
 from .loaded import LoadedRun
@@ -91,7 +92,7 @@ def score_clips(run: LoadedRun, folder: Path) -> dict:
         "others": {"clips": len(others),
                    "mean_top_probability": float(probs[others].max(axis=1).mean()) if others else None,
                    "over_threshold": int((probs[others] >= thresholds).any(axis=1).sum()) if others else 0,
-                   "thresholds": "calibrated" if run.calibration else f"{THRESHOLD:g}"},
+                   "thresholds": CALIBRATED if run.calibration else f"{THRESHOLD:g}"},
         "rows": [{"file": c.file.name, "truth": "+".join(NAMES[k] for k in c.classes) or c.other,
                   "top3": [NAMES[k] for k in order[i, :3]], "top3_p": [round(float(probs[i, k]), 3)
                                                                        for k in order[i, :3]]}

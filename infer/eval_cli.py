@@ -19,6 +19,7 @@ from .bootstrap import Resampler, intervals
 from .clips import clips_table, score_clips
 from .evaluate import LEVELS, EvalOptions, evaluate
 from .loaded import load_run
+from .predictors import FITTED
 from .predictors import NAMES as PREDICTORS
 from .report import (
     interval_table,
@@ -33,7 +34,7 @@ from .report import (
     write_reports,
 )
 
-COMPARED = ("top1", "top2", "top3", "threshold", "prior", "valmean", "noise", "calibrated", "hybrid")
+COMPARED = ("top1", "top2", "top3", "threshold", *FITTED)  # --compare: every kind of predictor
 app = typer.Typer(cls=DefaultGroup, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 SHARD_URL_HELP = ("Read shards from this URL template instead of beside the manifest, {name} standing for "
                   "each shard's name (e.g. 'pipe:aws s3 cp s3://bucket/shards/{name} -').")

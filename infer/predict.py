@@ -93,7 +93,8 @@ def _windows(pieces, n_frames: int, hop_frames: int):
 def default_predictor(run: LoadedRun) -> str:
     """The model's default predictor; `top3` (with a warning) when it needs a calibration the model lacks."""
     if run.card.default_predictor in FITTED and run.calibration is None:
-        log.warning("warning: no calibration beside %s; predicting with top3 (musicid-eval fits one)", run.path)
+        log.warning("warning: no calibration beside %s (musicid-train writes one beside each checkpoint it saves); "
+                    "predicting with %s", run.path, DEFAULT_PREDICTOR)
         return DEFAULT_PREDICTOR
     return run.card.default_predictor
 

@@ -45,7 +45,7 @@ def check_predictor(name: str, cal: Calibration | None) -> None:
         raise InputError(f"unknown predictor {name!r}; choose one of {', '.join(NAMES)}")
     if name in FITTED and cal is None:
         raise InputError(f"predictor {name!r} needs a calibration fitted on a val split, and this model has none "
-                         "(musicid-train writes one beside each checkpoint; musicid-eval fits one)")
+                         "(musicid-train writes one beside each checkpoint it saves)")
 
 
 def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, threshold: float = THRESHOLD,
@@ -61,7 +61,7 @@ def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, thresh
         return _with_argmax(scores > 0, scores)
     margin = probs - np.asarray(cal.thresholds)
     on = margin >= 0
-    if name == "calibrated":
+    if name == CALIBRATED:
         return on
     on = _with_argmax(on, margin)  # hybrid: at least one ...
     too_many = on.sum(axis=1) > max_instruments  # ... and at most max_instruments, by margin

@@ -21,6 +21,7 @@ from musicid.run import load_torch_file, shipped_model
 IMAGENET_FILE = "resnet18-f37072fd.pth"
 DROPOUT = 0.2
 PRECISIONS = ("auto", "fp32", "bf16")  # of the forward pass
+PRECISION = PRECISIONS[0]  # bf16 where the hardware computes it natively, else fp32 (see use_bf16)
 
 
 class InstrumentNet(nn.Module):
@@ -41,7 +42,7 @@ class InstrumentNet(nn.Module):
         and bf16 autocast where the hardware computes bf16 natively (faster than fp32 there; the demo's test
         mAP is the same to three decimals either way)."""
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16(x.device, "auto")):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16(x.device, PRECISION)):
             return torch.sigmoid(self(x).float())
 
     def load_backbone(self, state: dict, source: str = "weights") -> None:
@@ -98,7 +99,7 @@ def use_bf16(device: torch.device, precision: str) -> bool:
     train_speed.py measures the gain), else fp32: emulated bf16 would be slower than fp32."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision != "auto":
+    if precision != PRECISION:
         return precision == "bf16"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from musicid.errors import InputError
 from musicid.files import output_folder, write_json_atomic
 from musicid.metrics import macro_f1, per_class_ap
-from musicid.network import DEVICE, DROPOUT, build_model, resolve_device, use_bf16
+from musicid.network import DEVICE, DROPOUT, PRECISION, build_model, resolve_device, use_bf16
 from musicid.records import differing_fields
 from musicid.run import BEST, CONFIG, LAST, METRICS, RUN_FILES, Calibration, Checkpoint, ModelCard
 from musicid.shardset import TrainOrder, check_shard_count, loader, log_bad, rank_shards, read_manifest, shard_urls
@@ -53,12 +53,12 @@ class TrainConfig:
     dropout: float = DROPOUT
     workers: int = 2
     device: str = DEVICE
-    precision: str = "auto"  # of the forward pass; see use_bf16
+    precision: str = PRECISION
     seed: int = 0
     spec_augment: bool = False
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of sounds (power domain) with label union; 0 = off
     conditions: float = 0.0  # probability of each recording-condition change (gain, EQ, noise, reverb); 0 = off
-    shuffle_buffer: int = 2000  # samples mixed within a reader (about 33 min of 1 s windows at a 0.5 s hop)
+    shuffle_buffer: int = 2000  # windows mixed within a reader (about 17 min of audio at the default 0.5 s hop)
     warmup_frac: float = 0.05
     grad_clip: float = 1.0
     shard_url: str | None = None  # read shards from this URL template ({name}) instead of beside the manifest
