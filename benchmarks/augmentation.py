@@ -6,7 +6,7 @@ bce and seed 0: plain; `--augment` (SpecAugment); `--mixup 1.0`; `--conditions 0
 mAP over the epochs (what a choice of default may use) and the test mAP of best.pt (reported, never used to
 choose).
 Usage: python benchmarks/augmentation.py [--recordings 48] [--epochs 10] [--out DIR]
-(about 14 min on 2 cores with the defaults)
+(about 8 min on 2 cores with the defaults)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Arms:
 Each arm is scored on dry and on varied test music of both SoundFonts (window-level mAP). The point of the
 variety is that the gap between the same and the other SoundFont shrinks.
 Usage: python benchmarks/cross_timbre.py [--other PATH] [--also PATH] [--epochs 3] [--out DIR]
-(about 17 min on 2 cores with the defaults)
+(about 10 min on 2 cores with the defaults)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Every variant is scored on one rendered test split (generated scores played by s
 labelled real clips (realdev's shape: solo top-1/top-3, clip mAP, highest probability on the other
 instruments). Needs an instrument library (`musicid-pipeline instruments fetch DIR`).
 Usage: python benchmarks/model_variants.py --library build/model/instruments [--clips DIR] [--out DIR]
-(about 25 min on 2 cores with the defaults)
+(about 16 min on 2 cores with the defaults)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ extra root is rendered with (the default TimGM6mb), as real recordings differ fr
 main alone; main plus the extra root (`build-shards MAIN EXTRA OUT`: the extra recordings add to train only),
 same epochs, hence more steps; and main alone for as many steps, so that what the extra music brings is told
 apart from longer training. Prints per-class test AP of each.
-Usage: python benchmarks/rare_classes.py [--main-soundfont PATH] [--out DIR]   (about 10 min on 2 cores)
+Usage: python benchmarks/rare_classes.py [--main-soundfont PATH] [--out DIR]   (about 6 min on 2 cores)
 """
 
 from __future__ import annotations

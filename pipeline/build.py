@@ -189,10 +189,10 @@ def _open_build(out: Path, args: dict, overwrite: bool) -> tuple[BuildState, Man
         raise InputError(f"{out / foreign[0]}: a shard-named file that no musicid build here wrote "
                          f"({len(foreign)} such file(s)); move them away or choose another OUT")
     old = state.args if state else BuildConfig.args_of(previous) if previous else None
-    if old is not None and old != args:
-        if not overwrite:
-            diff = "; ".join(differing_fields(old, args))
-            raise InputError(f"{out}: an existing build used other arguments ({diff}); rerun with them, or --overwrite")
+    if old is not None and old != args and not overwrite:
+        diff = "; ".join(differing_fields(old, args))
+        raise InputError(f"{out}: an existing build used other arguments ({diff}); rerun with them, or --overwrite")
+    if old is not None and overwrite:  # starts over even with the same arguments: the roots' files may be new
         _remove_own(out, previous, state)
         previous = state = None
     if state is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from musicid.pipeline.cli import app
+from musicid.shardset import read_manifest
 from tests.conftest import invoke, write_recording
 
 
@@ -22,6 +23,11 @@ def test_synth_build_inspect_verify(tmp_path):
     assert "x real time" in r.output and "skipped: none" in r.output
     r = invoke(app, ["build-shards", root, out, "--shards-per-split", "2"])
     assert r.exit_code == 0 and "already complete" in r.output
+    before = read_manifest(out).shards("train")
+    r = invoke(app, ["synth", root, "--recordings", "6", "--seconds", "2", "--seed", "5", "--overwrite"])
+    r = invoke(app, ["build-shards", root, out, "--shards-per-split", "2", "--overwrite"])
+    assert r.exit_code == 0 and "already complete" not in r.output, r.output  # --overwrite starts over
+    assert read_manifest(out).shards("train") != before  # the new recordings' shards, not the old ones
     r = invoke(app, ["inspect", out, "--verify"])
     assert r.exit_code == 0 and "0 bad" in r.output and "train" in r.output
     shard = sorted(out.glob("train-*.tar"))[0]
