@@ -86,6 +86,15 @@ def test_prediction_imports_no_training_code(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
+def test_the_offline_pipeline_writes_shard_sets_without_pytorch(tmp_path):
+    """The shard set's module serves the writer too; its reading half imports torch and webdataset only when
+    it reads."""
+    code = ("import sys, musicid.pipeline.cli, musicid.pipeline.build, musicid.shardset; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'webdataset', 'torchvision')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
 PACKAGES = ("musicid", "musicid.pipeline", "musicid.train", "musicid.infer")
 
 
