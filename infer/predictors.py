@@ -17,13 +17,12 @@ import numpy as np
 from musicid.errors import InputError
 from musicid.pipeline.vocab import N_INSTRUMENTS
 from musicid.run import BIASES as BIASED
-from musicid.run import CALIBRATED, DEFAULT_PREDICTOR, Calibration
+from musicid.run import CALIBRATED, Calibration
 from musicid.validation import THRESHOLD
 
 FITTED = (*BIASED, CALIBRATED, "hybrid")  # need a calibration fitted on validation data
 NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *FITTED)
 MAX_INSTRUMENTS = 3  # the `hybrid` predictor's ceiling
-DEFAULT = DEFAULT_PREDICTOR  # evaluation's default, and prediction's for a model without a calibration
 
 
 def _with_argmax(on: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -4,6 +4,8 @@ whichever command fitted it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,23 +33,33 @@ class Predictions:
     rolls: np.ndarray | None  # [N, C, T] uint8 frame activity, when collected
 
 
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode (no dropout, fixed batch norm) for the block, then back in the mode it was in:
+    training's validation runs between its steps."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def collect_predictions(model: torch.nn.Module, urls: list[str], card: ModelCard, device: torch.device,
                         workers: int = 0, with_roll: bool = False) -> Predictions:
     """Probabilities and labels of every sample in `urls` (unreadable shards skipped, logged)."""
-    was_training = model.training
-    model.eval()
     probs, labels, infos = [], [], []
     batches = loader(urls, card.mean, card.std, EVAL_BATCH, workers, with_roll=with_roll) if urls else []
-    for x, y, info, bad in batches:  # an empty split (e.g. no val recordings) has no shards: no predictions
-        for b in bad:
-            log_bad(b)
-        if x is None:
-            continue
-        probs.append(model.predict_proba(x.to(device)).cpu().numpy())
-        labels.append(y.numpy())
-        infos += info
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y, info, bad in batches:  # an empty split (e.g. no val recordings) has no shards: no predictions
+            for b in bad:
+                log_bad(b)
+            if x is None:
+                continue
+            probs.append(model.predict_proba(x.to(device)).cpu().numpy())
+            labels.append(y.numpy())
+            infos += info
     c = len(card.names)
     return Predictions(np.concatenate(probs) if probs else np.zeros((0, c)),
                        np.concatenate(labels) if labels else np.zeros((0, c)), [i.recording for i in infos],
@@ -64,10 +76,8 @@ def noise_bias(model: torch.nn.Module, card: ModelCard, device: torch.device, se
     specs = [normalise(log_mel((level * rng.standard_normal(n)).astype(np.float32), features.sample_rate,
                                features)[:, :card.n_frames], card.mean, card.std)
              for level in np.geomspace(1e-3, 0.3, NOISE_WINDOWS)]
-    was_training = model.training
-    model.eval()
-    probs = model.predict_proba(torch.from_numpy(np.stack(specs)).to(device)).cpu().numpy()
-    model.train(was_training)
+    with eval_mode(model):
+        probs = model.predict_proba(torch.from_numpy(np.stack(specs)).to(device)).cpu().numpy()
     return probs.mean(axis=0)
 
 

@@ -198,7 +198,6 @@ def inspect(
     verify: bool = typer.Option(False, "--verify", help="Re-hash every shard and report mismatches."),
 ):
     """Summarise a shard set from its manifest; --verify checks every shard's size and sha256."""
-
     manifest = read_manifest(out)
     typer.echo(manifest.summary())
     if not verify:
