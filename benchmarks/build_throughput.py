@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from musicid.pipeline.audio import load_audio
+from musicid.audio import load_audio
+from musicid.features import LogMel, power_spectrogram
 from musicid.pipeline.build import BuildConfig, build_shards
-from musicid.pipeline.features import FeatureConfig, librosa_stft, log_mel
 from musicid.pipeline.labels import Notes, read_labels
 from musicid.pipeline.layout import Recording, find_recordings
 from musicid.pipeline.spans import merge_spans
@@ -35,19 +35,19 @@ def prior_way(rec: Recording) -> int:
     spans = merge_spans(read_labels(rec.labels, len(audio))[0])
     for start, end in zip(spans.start, spans.end, strict=True):
         crop = np.resize(audio[start : min(end, start + 10240)], 10240)  # tile a short span up to length
-        spec = np.abs(librosa_stft(crop, n_fft=400, hop_length=200)) ** 2
+        spec = power_spectrogram(np.pad(crop, 200, mode="constant"), 400, 200)
         np.repeat(spec[None], 3, axis=0).astype(np.float32)
     return len(spans)
 
 
 def per_window_way(rec: Recording) -> int:
     """Per-sample crop of the cached wav + our log-mel per sample, for every 1 s window at 0.5 s hop."""
-    cfg = FeatureConfig()
+    cfg = LogMel()
     audio, sr = load_audio(rec.audio)
     win, hop = sr, sr // 2
     starts = range(0, len(audio) - win + 1, hop)
     for start in starts:
-        log_mel(audio[start : start + win], sr, cfg).astype(np.float16)
+        cfg.compute(audio[start : start + win], sr).astype(np.float16)
     return len(starts)
 
 

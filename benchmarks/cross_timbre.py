@@ -25,7 +25,7 @@ from pathlib import Path
 
 from clis import build, evaluate, synth, train
 
-from musicid.pipeline.performance import default_soundfont
+from musicid.pipeline.players import default_soundfont
 
 OTHER = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
 ALSO = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")

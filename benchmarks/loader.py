@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from musicid.pipeline.audio import load_audio
+from musicid.audio import load_audio
+from musicid.features import LogMel
 from musicid.pipeline.build import BuildConfig, build_shards
-from musicid.pipeline.features import FeatureConfig, log_mel
 from musicid.pipeline.layout import find_recordings
 from musicid.pipeline.synth import synthesize
 from musicid.shardset import TrainOrder, loader, read_manifest, shard_urls
@@ -36,7 +36,7 @@ class PriorWay(Dataset):
     """(recording, start) windows in block order; each worker caches the last wav it loaded."""
 
     def __init__(self, windows: list[tuple[Path, int]]):
-        self.windows, self.cfg, self.cached = windows, FeatureConfig(), (None, None)
+        self.windows, self.cfg, self.cached = windows, LogMel(), (None, None)
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -46,7 +46,7 @@ class PriorWay(Dataset):
         if self.cached[0] != path:
             self.cached = (path, load_audio(path))
         audio, sr = self.cached[1]
-        spec = log_mel(audio[start : start + sr], sr, self.cfg)[:, :86]
+        spec = self.cfg.compute(audio[start : start + sr], sr)[:, :86]
         return torch.from_numpy(spec[None]), torch.zeros(11)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from clis import cli, evaluate
 
-from musicid.pipeline.instruments import LIBRARY_FILE
+from musicid.pipeline.library import LIBRARY_FILE
 
 
 def once(out: Path, *args: str) -> Path:

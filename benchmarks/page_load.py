@@ -19,7 +19,7 @@ from playwright.sync_api import sync_playwright
 
 from musicid.infer.page import write_html
 from musicid.infer.predict import Prediction
-from musicid.pipeline.vocab import NAMES
+from musicid.vocab import NAMES
 
 
 def page_for(folder: Path, minutes: float) -> Path:

@@ -19,13 +19,13 @@ import soundfile as sf
 import torch
 from rss import peak_rss_mb
 
+from musicid.features import LogMel
 from musicid.infer.predict import predict_file
 from musicid.network import build_model
-from musicid.pipeline.features import FeatureConfig
 from musicid.pipeline.synth import RATE, render_recording
-from musicid.pipeline.vocab import vocabulary
-from musicid.pipeline.windows import WindowConfig
 from musicid.run import Checkpoint, ModelCard
+from musicid.vocab import vocabulary
+from musicid.windows import WindowConfig
 
 PREDICT = ("import torch; torch.set_num_threads(2); from musicid.infer.predict import predict_file; "
            "p = predict_file({wav!r}, {ckpt!r}); print(len(p.starts))")
@@ -39,7 +39,7 @@ def write_audio(path: Path, minutes: float) -> None:
 
 
 def write_checkpoint(path: Path) -> None:
-    cfg, win = FeatureConfig(), WindowConfig()
+    cfg, win = LogMel(), WindowConfig()
     card = ModelCard(cfg, win, win.frames(cfg.frame_rate)[0], vocabulary(),
                      {"mean": [-60.0] * cfg.n_mels, "std": [20.0] * cfg.n_mels}, {}, "top3")
     Checkpoint(build_model().state_dict(), card).save(path)

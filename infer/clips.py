@@ -15,9 +15,9 @@ import pandas as pd
 
 from musicid.errors import InputError
 from musicid.metrics import per_class_ap
-from musicid.pipeline.vocab import NAMES
 from musicid.run import CALIBRATED
 from musicid.validation import THRESHOLD
+from musicid.vocab import NAMES
 
 from .loaded import LoadedRun
 from .predict import predict_file

@@ -11,8 +11,8 @@ import typer
 from musicid.cli import DefaultGroup, choices, command, run
 from musicid.files import output_folder, refuse_existing, write_json_atomic, write_text_atomic
 from musicid.network import DEVICE, DEVICES
-from musicid.pipeline.splits import SPLITS
 from musicid.run import resolve_model
+from musicid.splits import SPLITS
 from musicid.validation import THRESHOLD
 
 from .bootstrap import Resampler, intervals
@@ -35,6 +35,7 @@ from .report import (
 )
 
 COMPARED = ("top1", "top2", "top3", "threshold", *FITTED)  # --compare: every kind of predictor
+REPORTS = Path("eval")  # where reports go when no --out is given, in the working directory
 app = typer.Typer(cls=DefaultGroup, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 SHARD_URL_HELP = ("Read shards from this URL template instead of beside the manifest, {name} standing for "
                   "each shard's name (e.g. 'pipe:aws s3 cp s3://bucket/shards/{name} -').")
@@ -84,7 +85,7 @@ def run_eval(
     opts = EvalOptions(split.value, names, threshold, max_instruments, level.value, frame_rate,
                        _instruments(instruments), bootstrap, seed, workers, shard_url)
     r = load_run(run_path, device)
-    out = out or Path("eval") / f"{r.path.parent.name}-{split.value}{'-frame' if level.value == 'frame' else ''}"
+    out = out or REPORTS / f"{r.path.parent.name}-{split.value}{'-frame' if level.value == 'frame' else ''}"
     refuse_existing([out / "report.json", out / "report.md"], overwrite)
     report = evaluate(r, shards, opts)
     rows = report["rows"]
@@ -139,7 +140,7 @@ def compare_runs(
     instruments: str = typer.Option(None, help=INSTRUMENTS_HELP),
     bootstrap: int = typer.Option(E.n_boot, min=10, help="Bootstrap resamples of recordings for the intervals."),
     seed: int = typer.Option(E.seed, help="Seed of the bootstrap."),
-    out: Path = typer.Option(Path("runs/compare"), help="Report folder."),
+    out: Path = typer.Option(REPORTS / "compare", help="Report folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the reports already in OUT."),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
     workers: int = typer.Option(E.workers, min=0),

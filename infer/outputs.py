@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from musicid.audio import CHUNK_S
 from musicid.errors import InputError
-from musicid.pipeline.audio import CHUNK_S
 
 from .loaded import LoadedRun
 from .page import write_html

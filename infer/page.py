@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import numpy as np
 
+from musicid.audio import probe, stream_audio
 from musicid.errors import InputError
 from musicid.files import write_text_atomic
-from musicid.pipeline.audio import probe, stream_audio
 
 from .predict import Prediction
 from .timeline import clock

@@ -2,8 +2,8 @@
 
 Python API: `predict_file(path, model=None)` -> `Prediction` (model: a run folder, a checkpoint, a LoadedRun,
 or by default the model shipped in the package).
-The file is decoded in chunks and featurised with `LogMelStream`, the streaming form of the function the
-shards were built with; only a chunk of audio and one window's frames beyond it are held.
+The file is decoded in chunks and featurised with the model's feature kind in its streaming form (the
+function the shards were built with); only a chunk of audio and one window's frames beyond it are held.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from musicid.audio import CHUNK_S, probe, stream_audio
 from musicid.errors import AudioError
-from musicid.pipeline.audio import CHUNK_S, probe, stream_audio
-from musicid.pipeline.features import FeatureConfig, LogMelStream, normalise, seconds_to_frames
-from musicid.pipeline.windows import frame_index
-from musicid.run import DEFAULT_PREDICTOR, resolve_model
+from musicid.features import Features, normalise, seconds_to_frames
+from musicid.run import DEFAULT_PREDICTOR, INFERENCE_BATCH, resolve_model
+from musicid.windows import sliding_windows
 
 from .loaded import LoadedRun, load_run
 from .predictors import FITTED, check_predictor, predict, rule_of
@@ -69,27 +69,6 @@ class Prediction:
         return sorted(rows, key=lambda r: -r["share_of_time"])
 
 
-def _windows(pieces, n_frames: int, hop_frames: int):
-    """(start frame, [n_mels, n_frames] window) over frames arriving in pieces; the tail is covered too.
-
-    Only the frames not yet consumed (at least the last window's worth) are kept between pieces."""
-    buf, offset, next_start, total = None, 0, 0, 0
-    for piece in pieces:
-        buf = piece if buf is None else np.concatenate([buf, piece], axis=1)
-        total += piece.shape[1]
-        while next_start + n_frames <= total:
-            yield next_start, buf[:, next_start - offset : next_start - offset + n_frames]
-            next_start += hop_frames
-        drop = max(0, min(next_start, total - n_frames) - offset)
-        buf, offset = buf[:, drop:], offset + drop
-    if not total:
-        return
-    if total < n_frames:  # shorter than one window: tiled, as the shards do
-        yield 0, buf[:, frame_index(0, total, n_frames)]
-    elif next_start - hop_frames + n_frames < total:  # a last window flush with the end
-        yield total - n_frames, buf[:, -n_frames:]
-
-
 def default_predictor(run: LoadedRun) -> str:
     """The model's default predictor; `top3` (with a warning) when it needs a calibration the model lacks."""
     if run.card.default_predictor in FITTED and run.calibration is None:
@@ -102,11 +81,11 @@ def default_predictor(run: LoadedRun) -> str:
 class _Frames:
     """Log-mel frames of a file decoded `chunk_s` seconds at a time (mono); counts the samples decoded."""
 
-    def __init__(self, path: Path, cfg: FeatureConfig, chunk_s: float):
+    def __init__(self, path: Path, cfg: Features, chunk_s: float):
         self.info, self.cfg, self.chunk_s, self.samples = probe(path), cfg, chunk_s, 0
 
     def __iter__(self):
-        stream = LogMelStream(self.info.sample_rate, self.cfg)
+        stream = self.cfg.stream(self.info.sample_rate)
         for chunk in stream_audio(self.info, self.chunk_s):
             self.samples += len(chunk)
             yield stream.push(chunk)
@@ -119,7 +98,7 @@ class _Frames:
 
 @torch.no_grad()
 def predict_file(path: Path, model: LoadedRun | Path | str | None = None, predictor: str | None = None,
-                 hop_s: float | None = None, chunk_s: float = CHUNK_S, batch_size: int = 64) -> Prediction:
+                 hop_s: float | None = None, chunk_s: float = CHUNK_S, batch_size: int = INFERENCE_BATCH) -> Prediction:
     """Window probabilities and predicted instrument sets for one audio file (`model`: a run folder, a
     checkpoint or a LoadedRun; default: the shipped model)."""
     run = model if isinstance(model, LoadedRun) else load_run(resolve_model(model))
@@ -136,7 +115,7 @@ def predict_file(path: Path, model: LoadedRun | Path | str | None = None, predic
         probs.append(run.model.predict_proba(x).cpu().numpy())
         batch.clear()
 
-    for start, window in _windows(frames, card.n_frames, hop_frames):
+    for start, window in sliding_windows(frames, card.n_frames, hop_frames):
         starts.append(start)
         batch.append(normalise(window, card.mean, card.std))
         if len(batch) == batch_size:

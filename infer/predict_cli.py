@@ -8,11 +8,11 @@ from pathlib import Path
 
 import typer
 
+from musicid.audio import AUDIO_SUFFIXES, CHUNK_S
 from musicid.cli import choices, command, run
 from musicid.errors import AudioError, InputError
 from musicid.files import output_folder, refuse_existing
 from musicid.network import DEVICE, DEVICES
-from musicid.pipeline.audio import AUDIO_SUFFIXES, CHUNK_S
 from musicid.run import resolve_model
 
 from .loaded import load_run

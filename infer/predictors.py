@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from musicid.errors import InputError
-from musicid.pipeline.vocab import N_INSTRUMENTS
 from musicid.run import BIASES as BIASED
 from musicid.run import CALIBRATED, Calibration
 from musicid.validation import THRESHOLD
+from musicid.vocab import N_INSTRUMENTS
 
 FITTED = (*BIASED, CALIBRATED, "hybrid")  # need a calibration fitted on validation data
 NAMES = tuple(f"top{n}" for n in range(1, 12)) + ("threshold", *FITTED)

@@ -15,8 +15,8 @@ import torch.nn as nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from musicid.errors import InputError
-from musicid.pipeline.vocab import N_INSTRUMENTS
 from musicid.run import load_torch_file, shipped_model
+from musicid.vocab import N_INSTRUMENTS
 
 IMAGENET_FILE = "resnet18-f37072fd.pth"
 DROPOUT = 0.2

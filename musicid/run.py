@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from musicid.errors import InputError
+from musicid.features import Features, features_from_dict
 from musicid.files import atomic_path, read_json, sha256_file, write_json_atomic
-from musicid.pipeline.features import FeatureConfig
-from musicid.pipeline.vocab import N_INSTRUMENTS, NAMES
-from musicid.pipeline.windows import WindowConfig
 from musicid.records import from_fields, require
 from musicid.shardset import Manifest
+from musicid.vocab import N_INSTRUMENTS, NAMES
+from musicid.windows import WindowConfig
 
 log = logging.getLogger("musicid")
 FORMAT_VERSION = 2
@@ -35,6 +35,7 @@ SHIPPED = Path(__file__).resolve().parent / "model"  # inside the package, where
 WEIGHTS, CARD = "model.pt", "card.json"  # a shipped model folder's checkpoint and model card
 DEFAULT_PREDICTOR = "top3"  # what needs no calibration: a model's default when it has none
 CALIBRATED = "calibrated"  # a model's default predictor when training fitted a calibration for it
+INFERENCE_BATCH = 64  # windows per forward pass when a model predicts (validation, evaluation, prediction)
 BIASES = ("prior", "valmean", "noise")
 
 
@@ -85,7 +86,7 @@ def load_torch_file(path: Path, missing: str, foreign: str) -> object:
 class ModelCard:
     """What using a model needs to know about the data it was trained on (the manifest's part of a checkpoint)."""
 
-    features: FeatureConfig
+    features: Features
     window: WindowConfig
     n_frames: int
     instruments: list[dict]
@@ -125,11 +126,11 @@ class ModelCard:
         names = [i.get("name") if isinstance(i, dict) else i for i in d["instruments"]]
         if names != list(NAMES):
             raise InputError(f"{where}: trained for other instruments ({names})")
-        card = cls(FeatureConfig.from_dict(d["features"]), WindowConfig.from_dict(d["window"]),
+        card = cls(features_from_dict(d["features"]), WindowConfig.from_dict(d["window"]),
                    int(require(d["window"], ("n_frames",), f"{where}: window")["n_frames"]), d["instruments"], norm,
                    dict(d["train_config"]), str(d["default_predictor"]))
-        if not len(card.mean) == len(card.std) == card.features.n_mels:
-            raise InputError(f"{where}: normalization has {len(card.mean)} bins, features {card.features.n_mels}")
+        if not len(card.mean) == len(card.std) == card.features.n_bins:
+            raise InputError(f"{where}: normalization has {len(card.mean)} bins, features {card.features.n_bins}")
         return card
 
 

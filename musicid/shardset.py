@@ -27,12 +27,12 @@ from typing import NamedTuple
 import numpy as np
 
 from musicid.errors import InputError
-from musicid.files import read_json
-from musicid.pipeline.features import REFERENCE_RATE, FeatureConfig, normalise
-from musicid.pipeline.splits import SPLITS
-from musicid.pipeline.vocab import N_INSTRUMENTS, N_PITCHES, NAMES, vocabulary
-from musicid.pipeline.windows import WindowConfig
+from musicid.features import REFERENCE_RATE, Features, features_from_dict, normalise
+from musicid.files import read_json, sha256_file
 from musicid.records import from_fields, require
+from musicid.splits import SPLITS
+from musicid.vocab import N_INSTRUMENTS, N_PITCHES, NAMES, vocabulary
+from musicid.windows import WindowConfig
 
 log = logging.getLogger("musicid")
 FORMAT_VERSION = 3
@@ -83,7 +83,7 @@ class SplitInfo:
 class Manifest:
     build_id: str
     build: dict  # what the build was asked beyond features, window and seed: root, val share, shard layout
-    features: FeatureConfig
+    features: Features
     window: WindowConfig
     n_frames: int
     label_rule: str
@@ -115,12 +115,12 @@ class Manifest:
         require(d["window"], ("n_frames",), f"{what} (window)")
         require(d["splits"], SPLITS, f"{what} (splits)")
         m = from_fields(cls, {**d, "n_frames": d["window"]["n_frames"]}, what)
-        m.features = FeatureConfig.from_dict(m.features)
+        m.features = features_from_dict(m.features)
         m.window = WindowConfig.from_dict(m.window)
         m.splits = {s: SplitInfo.from_dict(m.splits[s], f"{where}: {s} split") for s in SPLITS}
         norm = require(m.normalization, ("mean", "std"), f"{where}: normalization")
-        if not len(norm["mean"]) == len(norm["std"]) == m.features.n_mels:
-            raise InputError(f"{where}: normalization has {len(norm['mean'])} bins, features {m.features.n_mels}")
+        if not len(norm["mean"]) == len(norm["std"]) == m.features.n_bins:
+            raise InputError(f"{where}: normalization has {len(norm['mean'])} bins, features {m.features.n_bins}")
         if [i.get("name") for i in m.instruments] != list(NAMES):
             raise InputError(f"{where}: built for other instruments ({[i.get('name') for i in m.instruments]})")
         return m
@@ -136,8 +136,7 @@ class Manifest:
     def summary(self) -> str:
         """Human summary (build-shards prints it at the end, inspect on demand)."""
         feat, win = self.features, self.window
-        lines = [f"features: log-mel {feat.n_mels} bins @ {feat.sample_rate} Hz, n_fft {feat.n_fft}, "
-                 f"hop {feat.hop_length}; samples: {win.segmentation} {win.window_s} s ({self.n_frames} frames), "
+        lines = [f"features: {feat.describe()}; samples: {win.segmentation} {win.window_s} s ({self.n_frames} frames), "
                  f"hop {win.hop_s} s", f"label rule: {self.label_rule}",
                  f"{'split':<6}{'recs':>6}{'hours':>8}{'samples':>9}{'shards':>7}{'MB':>9}  "
                  + " ".join(f"{n[:5]:>5}" for n in NAMES)]
@@ -181,6 +180,20 @@ def shard_urls(manifest: Manifest, shards: Path, split: str, url_template: str |
     return [str(folder / n) for n in names]
 
 
+def verify_shards(out: Path, manifest: Manifest) -> list[str]:
+    """Problems with the shards a manifest lists: missing files, other sizes or sha256."""
+    folder = out if out.is_dir() else out.parent
+    bad = []
+    for split in manifest.splits.values():
+        for shard in split.shards:
+            path = folder / shard.name
+            if not path.is_file():
+                bad.append(f"{path}: missing")
+            elif path.stat().st_size != shard.bytes or sha256_file(path) != shard.sha256:
+                bad.append(f"{path}: size or sha256 differs from the manifest")
+    return bad
+
+
 # --- samples: keys, members, encoding ------------------------------------------------------------------------
 
 
@@ -222,9 +235,9 @@ def _member_bytes(name: str, size: int) -> int:
     return pax + TAR_BLOCK + -(-size // TAR_BLOCK) * TAR_BLOCK
 
 
-def sample_bytes(n_mels: int, n_frames: int, key: str, json_len: int) -> int:
+def sample_bytes(n_bins: int, n_frames: int, key: str, json_len: int) -> int:
     """Exact bytes of one sample in a shard, given its key and JSON length: the size cap is computed, not guessed."""
-    sizes = {"spec.npy": len(encode_npy(np.zeros((n_mels, n_frames), np.float16))),
+    sizes = {"spec.npy": len(encode_npy(np.zeros((n_bins, n_frames), np.float16))),
              "instruments.npy": len(encode_npy(np.zeros(N_INSTRUMENTS, np.uint8))),
              "notes.npy": len(encode_npy(np.zeros(N_PITCHES, np.uint8))),
              "roll.npy": len(encode_npy(np.zeros((N_INSTRUMENTS, n_frames), np.uint8))), "json": json_len}
@@ -301,7 +314,7 @@ class SampleInfo(NamedTuple):
 
 
 def decode_sample(mean: np.ndarray, std: np.ndarray, with_roll: bool = False):
-    """Raw tar members -> (normalised spec [1, n_mels, T] float32, instruments [11] float32, SampleInfo)."""
+    """Raw tar members -> (normalised spec [1, bins, T] float32, instruments [11] float32, SampleInfo)."""
 
     def decode(sample):
         if isinstance(sample, BadShard):
@@ -319,7 +332,7 @@ def decode_sample(mean: np.ndarray, std: np.ndarray, with_roll: bool = False):
 
 
 def collate(items: list) -> tuple:
-    """(specs [B, 1, n_mels, T], instruments [B, 11], SampleInfos, BadShard markers) from a list of decoded
+    """(specs [B, 1, bins, T], instruments [B, 11], SampleInfos, BadShard markers) from a list of decoded
     samples with any markers among them; specs and instruments are None when only markers came."""
     import torch
 

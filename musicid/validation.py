@@ -12,14 +12,13 @@ import numpy as np
 import torch
 
 from musicid.errors import InputError
+from musicid.features import normalise
 from musicid.metrics import calibrate_thresholds
-from musicid.pipeline.features import log_mel, normalise
-from musicid.run import Calibration, ModelCard
+from musicid.run import INFERENCE_BATCH, Calibration, ModelCard
 from musicid.shardset import Manifest, loader, log_bad
 
 THRESHOLD = 0.5  # the uniform threshold: val macro F1's, and a class's when the val split lacks it
 NOISE_WINDOWS = 32
-EVAL_BATCH = 64
 
 
 @dataclass
@@ -50,7 +49,7 @@ def collect_predictions(model: torch.nn.Module, urls: list[str], card: ModelCard
                         workers: int = 0, with_roll: bool = False) -> Predictions:
     """Probabilities and labels of every sample in `urls` (unreadable shards skipped, logged)."""
     probs, labels, infos = [], [], []
-    batches = loader(urls, card.mean, card.std, EVAL_BATCH, workers, with_roll=with_roll) if urls else []
+    batches = loader(urls, card.mean, card.std, INFERENCE_BATCH, workers, with_roll=with_roll) if urls else []
     with eval_mode(model):
         for x, y, info, bad in batches:  # an empty split (e.g. no val recordings) has no shards: no predictions
             for b in bad:
@@ -73,8 +72,8 @@ def noise_bias(model: torch.nn.Module, card: ModelCard, device: torch.device, se
     rng = np.random.default_rng(seed)
     features = card.features
     n = int(card.window.window_s * features.sample_rate)
-    specs = [normalise(log_mel((level * rng.standard_normal(n)).astype(np.float32), features.sample_rate,
-                               features)[:, :card.n_frames], card.mean, card.std)
+    specs = [normalise(features.compute((level * rng.standard_normal(n)).astype(np.float32),
+                                        features.sample_rate)[:, :card.n_frames], card.mean, card.std)
              for level in np.geomspace(1e-3, 0.3, NOISE_WINDOWS)]
     with eval_mode(model):
         probs = model.predict_proba(torch.from_numpy(np.stack(specs)).to(device)).cpu().numpy()

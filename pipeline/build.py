@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from musicid.errors import InputError
-from musicid.files import output_folder, read_json, sha256_file, write_json_atomic
+from musicid.features import Features, LogMel
+from musicid.files import output_folder, read_json, write_json_atomic
 from musicid.records import differing_fields, from_fields, require
 from musicid.shardset import (
     MANIFEST,
@@ -47,14 +48,13 @@ from musicid.shardset import (
     sample_key,
     shard_name,
 )
+from musicid.splits import SPLITS, assign_splits
+from musicid.vocab import N_INSTRUMENTS, NAMES
+from musicid.windows import WindowConfig
 
-from .features import FeatureConfig
 from .layout import Recording, data_dir, find_recordings, read_metadata
 from .shards import ShardJob, plan_capped, write_shard
-from .splits import SPLITS, assign_splits
 from .staging import stage_recording
-from .vocab import N_INSTRUMENTS, NAMES
-from .windows import WindowConfig
 from .workers import WORKERS, ordered_map
 
 log = logging.getLogger("musicid")
@@ -63,7 +63,7 @@ STATE = ".musicid-build"
 
 @dataclass(frozen=True)
 class BuildConfig:
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    features: Features = field(default_factory=LogMel)
     windows: WindowConfig = field(default_factory=WindowConfig)
     val_fraction: float = 0.1
     block_size: int = 16
@@ -83,7 +83,9 @@ class BuildConfig:
 
     @staticmethod
     def args_of(m: Manifest) -> dict:
-        return {**m.build, "features": m.features.to_dict(), "windows": m.window.to_dict(), "seed": m.seed}
+        """The arguments of the build that wrote `m` (its roots are those its sources record)."""
+        return {**m.build, "roots": [s["root"] for s in m.sources], "features": m.features.to_dict(),
+                "windows": m.window.to_dict(), "seed": m.seed}
 
 
 def label_rule(win: WindowConfig) -> str:
@@ -274,7 +276,7 @@ def _plan_splits(state: BuildState, cfg: BuildConfig, metas: dict, split_of: dic
     n_frames, _ = cfg.windows.frames(cfg.features.frame_rate)
     json_len = max(len(json.dumps({"recording": rid, "start_s": 1e5 + 0.123456, "end_s": 1e5 + 0.123456,
                                    "ensemble": e})) for rid, e in ensembles.items())
-    per_sample = max(sample_bytes(cfg.features.n_mels, n_frames, sample_key(rid, 0.0), json_len) for rid in metas)
+    per_sample = max(sample_bytes(cfg.features.n_bins, n_frames, sample_key(rid, 0.0), json_len) for rid in metas)
     jobs, splits = [], {}
     for split in SPLITS:
         members = sorted(rid for rid, s in split_of.items() if s == split)
@@ -350,7 +352,7 @@ def build_shards(roots: Path | list[Path], out: Path, cfg: BuildConfig, workers:
         for info in ordered_map(partial(_write_one, state=state), jobs, workers, "shards", progress):
             splits[info.name.split("-")[0]].shards.append(info)
         _warn_missing_in_val(splits)
-        manifest = Manifest(state.build_id, cfg.layout() | {"roots": state.args["roots"]}, cfg.features,
+        manifest = Manifest(state.build_id, cfg.layout(), cfg.features,
                             cfg.windows, n_frames, label_rule(cfg.windows), cfg.seed, splits,
                             _normalisation(state, metas, splits["train"].recordings), ensembles,
                             dict(sorted(skipped.items())), details, _sources(roots, source_of, metas, state))
@@ -381,16 +383,3 @@ def _warn_missing_in_val(splits: dict[str, SplitInfo]) -> None:
         log.warning("warning: val has no %s (train has): calibration falls back to a default for them",
                     ", ".join(gaps))
 
-
-def verify(out: Path, manifest: Manifest) -> list[str]:
-    """Problems with the shards a manifest lists: missing files, other sizes or sha256."""
-    folder = out if out.is_dir() else out.parent
-    bad = []
-    for split in manifest.splits.values():
-        for shard in split.shards:
-            path = folder / shard.name
-            if not path.is_file():
-                bad.append(f"{path}: missing")
-            elif path.stat().st_size != shard.bytes or sha256_file(path) != shard.sha256:
-                bad.append(f"{path}: size or sha256 differs from the manifest")
-    return bad

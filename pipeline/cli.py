@@ -10,22 +10,22 @@ import typer
 
 from musicid.cli import choices, command, run
 from musicid.errors import InputError
+from musicid.features import LogMel
 from musicid.files import atomic_path, refuse_existing
-from musicid.shardset import read_manifest, skipped_line
+from musicid.shardset import read_manifest, skipped_line, verify_shards
+from musicid.windows import SEGMENTATIONS, WindowConfig
 
 from .build import BuildConfig, build_shards
-from .build import verify as verify_shards
-from .features import FeatureConfig
+from .fetch import fetch
 from .index import index_dataset
-from .instruments import fetch
 from .render import EXCERPT_S, OTHERS, TEST_FRACTION
 from .render import render as render_files
 from .synth import ENGINES, RECORDINGS, SECONDS, synthesize
-from .windows import SEGMENTATIONS, WindowConfig
 from .workers import WORKERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
-FEAT, WIN, BUILD = FeatureConfig(), WindowConfig(), BuildConfig()
+FEAT, WIN, BUILD = LogMel(), WindowConfig(), BuildConfig()
+SHARDS = Path("shards")  # the shard folder when none is named: build-shards writes it, inspect reads it
 
 
 Engine = choices("Engine", ENGINES)
@@ -173,9 +173,9 @@ def build_shards_cmd(
                                    help="Discard an earlier build in OUT (only what it wrote) and start over."),
 ):
     """Build WebDataset shards (log-mel, labels, frame roll) from MusicNet roots; resumable."""
-    roots, out = (paths, Path("shards")) if len(paths) == 1 else (paths[:-1], paths[-1])
+    roots, out = (paths, SHARDS) if len(paths) == 1 else (paths[:-1], paths[-1])
     cfg = BuildConfig(
-        features=FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels),
+        features=LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels),
         windows=WindowConfig(window_s=window, hop_s=hop, segmentation=segmentation.value, min_active=min_active),
         val_fraction=val_fraction, block_size=block_size, shards_per_split=shards_per_split,
         max_shard_mb=max_shard_mb, extra_val=extra_val, seed=seed,
@@ -194,7 +194,7 @@ def build_shards_cmd(
 @app.command()
 @command
 def inspect(
-    out: Path = typer.Argument(Path("shards"), help="Shard folder (or its manifest.json)."),
+    out: Path = typer.Argument(SHARDS, help="Shard folder (or its manifest.json)."),
     verify: bool = typer.Option(False, "--verify", help="Re-hash every shard and report mismatches."),
 ):
     """Summarise a shard set from its manifest; --verify checks every shard's size and sha256."""

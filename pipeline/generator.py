@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .vocab import INSTRUMENTS
-
 
 @dataclass(frozen=True)
 class Timbre:
@@ -80,7 +78,6 @@ NOTE_VALUES = ((0.25, "Sixteenth"), (0.5, "Eighth"), (1.0, "Quarter"), (1.5, "Do
 # decays, move in shorter values, as keyboard writing re-strikes instead of holding.
 HELD_P = (.1, .25, .3, .1, .15, .05, .05)
 STRUCK_P = (.3, .4, .2, .05, .05, 0, 0)
-PROGRAM = {name: prog for prog, name in INSTRUMENTS}
 
 
 def voice_notes(name: str, seconds: float, beat: float, rest_p: float, rng: np.random.Generator,

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from musicid.audio import load_audio, probe
 from musicid.errors import AudioError
+from musicid.vocab import NAMES
 
-from .audio import load_audio, probe
 from .labels import read_labels
 from .layout import find_recordings
 from .spans import Spans, merge_spans
-from .vocab import NAMES
 
 
 def spans_table(recording: str, spans: Spans, rate: int) -> pd.DataFrame:

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from musicid.errors import InputError
-
-from .vocab import program_to_index
+from musicid.vocab import musicnet_id_to_index
 
 LABEL_COLUMNS = ("start_time", "end_time", "instrument", "note", "start_beat", "end_beat", "note_value")
 
@@ -55,7 +54,7 @@ def read_labels(path: Path, n_samples: int | None = None) -> tuple[Notes, Counte
             ("rows_negative_time", (start < 0) | (end < 0)),
             ("rows_end_not_after_start", end <= start),
             ("rows_past_end_of_audio", end > length),
-            ("rows_unknown_instrument", program_to_index(program) < 0),
+            ("rows_unknown_instrument", musicnet_id_to_index(program) < 0),
             ("rows_bad_pitch", (pitch < 0) | (pitch > 127)),
         )
     keep = np.ones(len(df), dtype=bool)
@@ -63,5 +62,5 @@ def read_labels(path: Path, n_samples: int | None = None) -> tuple[Notes, Counte
         dropped[reason] += int((keep & bad).sum())
         keep &= ~bad
     notes = Notes(np.round(start[keep]).astype(np.int64), np.round(end[keep]).astype(np.int64),
-                  program_to_index(program[keep]), pitch[keep].astype(np.int64))
+                  musicnet_id_to_index(program[keep]), pitch[keep].astype(np.int64))
     return notes, +dropped

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from musicid.audio import AUDIO_SUFFIXES
 from musicid.errors import InputError
 from musicid.files import output_folder
 
-from .audio import AUDIO_SUFFIXES
 from .labels import LABEL_COLUMNS
 
 FOLDERS = ("train", "test")

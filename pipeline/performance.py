@@ -22,17 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from musicid.errors import InputError
+from musicid.features import REFERENCE_RATE
+from musicid.vocab import CLASS_OF_PROGRAM, MUSICNET_ID, OTHER_PART_PROGRAM, PROGRAM
 
-from .features import REFERENCE_RATE
-from .generator import NOTE_VALUES, PROGRAM, TIMBRES, voice_notes
-from .instruments import Library
+from .generator import NOTE_VALUES, TIMBRES, voice_notes
+from .library import Library
 from .players import CHUNK, Note, Player, check_player, play_blocks
-from .vocab import INSTRUMENTS
 
-GM_TO_MUSICNET = {0: 1, 1: 1, 2: 1, 6: 7, 40: 41, 41: 42, 42: 43, 43: 44, 60: 61, 68: 69, 70: 71, 71: 72, 73: 74}
-NAME_OF = dict(INSTRUMENTS)
 MAX_SECONDS = 3600.0  # the longest recording: a MIDI with a ten-hour note would fill the disk, not a dataset
-OTHER_PROGRAM = 56  # GM trumpet: the MIDI program of a generated part that an instrument outside the 11 plays
 
 
 @dataclass(frozen=True)
@@ -74,12 +71,6 @@ class Variety:
                    round(u(-75, -50), 1))
 
 
-def default_soundfont() -> Path:
-    import pretty_midi
-
-    return Path(pretty_midi.__file__).with_name("TimGM6mb.sf2")
-
-
 def require_render_extra():
     try:
         import fluidsynth  # noqa: F401 - loads the system library: fails clearly when it is missing
@@ -104,11 +95,11 @@ def vary(pm, var: Variety, others: str, rng: np.random.Generator) -> list:
     start beat, end beat, note value) of the labelled notes."""
     rows, kept = [], []
     for inst in pm.instruments:
-        label = None if inst.is_drum else GM_TO_MUSICNET.get(inst.program)
+        label = None if inst.is_drum else CLASS_OF_PROGRAM.get(inst.program)
         if label is None and others == "drop":
             continue
         kept.append(inst)
-        timbre = TIMBRES[NAME_OF[label]] if label else None
+        timbre = TIMBRES[label] if label else None
         for n in inst.notes:
             b0, b1 = pm.time_to_tick(n.start) / pm.resolution, pm.time_to_tick(n.end) / pm.resolution
             start = max(0.0, n.start / var.tempo_scale + rng.normal(0, var.timing_jitter_s))
@@ -121,8 +112,8 @@ def vary(pm, var: Variety, others: str, rng: np.random.Generator) -> list:
                                          1, 127))
             if label:
                 value = min(NOTE_VALUES, key=lambda v: abs(v[0] - (b1 - b0)))[1]
-                rows.append((int(round(start * REFERENCE_RATE)), int(round(end * REFERENCE_RATE)), label, n.pitch,
-                             round(b0, 4), round(b1, 4), value))
+                rows.append((int(round(start * REFERENCE_RATE)), int(round(end * REFERENCE_RATE)),
+                             MUSICNET_ID[label], n.pitch, round(b0, 4), round(b1, 4), value))
     pm.instruments = kept
     return sorted(rows)
 
@@ -179,12 +170,12 @@ def play_parts(pm, var: Variety, rng: np.random.Generator, levels: dict[int, flo
     through files in the take's scratch folder; the variety comes back with the players named."""
     take, names, stems = Take(), [], []
     for i, inst in enumerate(pm.instruments):
-        label = None if inst.is_drum else GM_TO_MUSICNET.get(inst.program)
+        label = None if inst.is_drum else CLASS_OF_PROGRAM.get(inst.program)
         if library is not None:
-            player = library.draw(NAME_OF[label] if label else "", rng)
+            player = library.draw(label or "", rng)
         else:
             player = Player(Path(var.soundfont).stem, "sf2", var.soundfont, inst.program, 128 if inst.is_drum else 0)
-        names.append(f"{NAME_OF[label] if label else 'other'}={player.name}")
+        names.append(f"{label or 'other'}={player.name}")
         notes = [Note(n.start, n.end, n.pitch, n.velocity) for n in inst.notes]
         h0 = np.array([int(n.start * REFERENCE_RATE) for n in notes], dtype=np.int64)
         h1 = np.array([int(n.end * REFERENCE_RATE) for n in notes], dtype=np.int64)
@@ -239,7 +230,7 @@ def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path], 
     voices: dict[str, pretty_midi.Instrument] = {}
     levels: dict[int, list[float]] = {}
     for n in notes:
-        inst = voices.setdefault(n.name, pretty_midi.Instrument(program=PROGRAM[n.name] - 1))
+        inst = voices.setdefault(n.name, pretty_midi.Instrument(program=PROGRAM[n.name]))
         velocity = int(np.clip(30 + 110 * min(1.0, 2 * n.loudness), 1, 127))
         inst.notes.append(pretty_midi.Note(velocity, n.pitch, n.start, n.end))
         levels.setdefault(inst.program, []).append(n.loudness)
@@ -247,9 +238,9 @@ def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path], 
         seconds = max(n.end for n in notes)
         shape = str(rng.choice(list(TIMBRES)))  # a line in some instrument's range and manner
         line = voice_notes(shape, seconds, 60.0 / rng.uniform(70, 140), 0.2, rng, False)
-        other = voices.setdefault("other", pretty_midi.Instrument(program=OTHER_PROGRAM))
+        other = voices.setdefault("other", pretty_midi.Instrument(program=OTHER_PART_PROGRAM))
         other.notes += [pretty_midi.Note(90, p, s0, s1) for s0, s1, p, *_ in line]
-        levels[OTHER_PROGRAM] = [float(np.mean([n.loudness for n in notes]))]
+        levels[OTHER_PART_PROGRAM] = [float(np.mean([n.loudness for n in notes]))]
     pm.instruments = list(voices.values())
     var = Variety.draw(rng, soundfonts, varied)
     rows = vary(pm, var, "unlabelled", rng)

@@ -22,13 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from musicid.errors import InputError
-
-from .features import REFERENCE_RATE
+from musicid.features import REFERENCE_RATE
 
 KINDS = ("sf2", "sfz")  # a SoundFont preset, or an SFZ instrument
 BLOCK = 1024  # samples sfizz renders between looks at the event list
 CHUNK = 256 * BLOCK  # samples handed on at a time (about 6 s): what a part holds in memory
 TAIL_S = 1.5  # rendered after the last note-off: the release sounds, unlabelled, like a real decay
+
+
+def default_soundfont() -> Path:
+    """TimGM6mb, the General MIDI SoundFont inside pretty_midi's wheel: played when no other is given."""
+    import pretty_midi
+
+    return Path(pretty_midi.__file__).with_name("TimGM6mb.sf2")
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class Player:
     path: str
     program: int = 0
     bank: int = 0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:  # an unknown kind is refused here, never handed to one of the synthesizers
+            raise InputError(f"{self.name}: player kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -187,8 +197,6 @@ def _sfizz(player: Player, events: list[tuple], total: int) -> Iterator[np.ndarr
 
 def check_player(player: Player) -> Player:
     """The player, once its file loads; InputError naming the file otherwise."""
-    if player.kind not in KINDS:
-        raise InputError(f"{player.name}: player kind must be one of {', '.join(KINDS)}, not {player.kind!r}")
     if not Path(player.path).is_file():
         raise InputError(f"{player.path}: no such {'SoundFont' if player.kind == 'sf2' else 'SFZ file'}")
     if player.kind == "sf2":

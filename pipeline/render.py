@@ -22,24 +22,23 @@ from pathlib import Path
 import numpy as np
 
 from musicid.errors import InputError
+from musicid.features import REFERENCE_RATE
+from musicid.vocab import NAME_OF_ID
 
-from .features import REFERENCE_RATE
-from .instruments import Library, load_library
 from .layout import INCOMPLETE, claim_dataset_folder, finish_dataset, write_musicnet_recording
+from .library import Library, load_library
 from .performance import (
     MAX_SECONDS,
-    NAME_OF,
     Take,
     Variety,
     check_soundfont,
-    default_soundfont,
     play_parts,
     render_score,
     require_render_extra,
     vary,
 )
+from .players import default_soundfont
 from .scores import SCORE_SUFFIXES, excerpt, read_parts
-from .vocab import INSTRUMENTS
 
 log = logging.getLogger("musicid")
 SOURCE = "musicid render"  # the metadata's `source`: how render --overwrite knows a dataset is its own
@@ -162,9 +161,9 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
                 break
             rid, folder = f"{i + 1:05d}" + (f"-{k + 1}" if is_score and excerpts > 1 else ""), folder_of[path]
             write_musicnet_recording(base, folder, rid, audio, REFERENCE_RATE, rows)
-            present = sorted({r[2] for r in rows}, key=[p for p, _ in INSTRUMENTS].index)
+            present = sorted({r[2] for r in rows}, key=list(NAME_OF_ID).index)
             meta.append({"id": rid, "composer": "", "composition": path.stem, "movement": "",
-                         "ensemble": ensemble if is_score else "+".join(NAME_OF[p] for p in present),
+                         "ensemble": ensemble if is_score else "+".join(NAME_OF_ID[p] for p in present),
                          "source": SOURCE, "transcriber": "", "catalog_name": str(path),
                          "seconds": round(len(audio) / REFERENCE_RATE, 2), "others": others, **asdict(var)})
             ids[folder].append(rid)

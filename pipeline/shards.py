@@ -23,10 +23,10 @@ import numpy as np
 from musicid.errors import InputError
 from musicid.files import sha256_file
 from musicid.shardset import TAR_BLOCK, TAR_RECORD, ShardInfo, add_sample, encode_sample
+from musicid.splits import stable_seed
+from musicid.windows import frame_index
 
-from .splits import stable_seed
 from .staging import load_samples
-from .windows import frame_index
 
 Block = tuple[str, np.ndarray]  # (recording id, sample indices)
 

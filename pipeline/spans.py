@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from musicid.vocab import N_INSTRUMENTS, N_PITCHES
+from musicid.windows import Samples, WindowConfig
+
 from .labels import Notes
-from .vocab import N_INSTRUMENTS, N_PITCHES
 
 
 @dataclass
@@ -61,3 +63,13 @@ def frame_activity(spans: Spans, positions: np.ndarray) -> tuple[np.ndarray, np.
     inst[:, inside] = spans.instruments[safe[inside]].T
     pitch[:, inside] = spans.notes[safe[inside]].T
     return inst, pitch
+
+
+def cut_spans(spans: Spans, n_frames_total: int, cfg: WindowConfig, frame_rate: float, rate: float) -> Samples:
+    """One sample per merged span (the prior work's samples), cropped or tiled to the window length."""
+    width, _ = cfg.frames(frame_rate)
+    first = np.clip(np.round(spans.start / rate * frame_rate).astype(np.int64), 0, max(n_frames_total - 1, 0))
+    last = np.round(spans.end / rate * frame_rate).astype(np.int64)
+    length = np.clip(last - first, 1, width)
+    length = np.minimum(length, n_frames_total - first)
+    return Samples(first, length, spans.start / rate, spans.instruments.copy(), spans.notes.copy())

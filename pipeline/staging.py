@@ -15,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from musicid.audio import load_audio
 from musicid.errors import AudioError
+from musicid.features import Features, frame_positions
+from musicid.windows import Samples, WindowConfig, cut_windows
 
-from .audio import load_audio
-from .features import FeatureConfig, frame_positions, log_mel
 from .labels import read_labels
 from .layout import Recording
-from .spans import frame_activity, merge_spans
-from .windows import Samples, WindowConfig, cut_spans, cut_windows
+from .spans import cut_spans, frame_activity, merge_spans
 
 
-def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: FeatureConfig, win: WindowConfig) -> dict:
+def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: Features, win: WindowConfig) -> dict:
     """Stage one recording; returns its meta. Unusable audio gives {"skipped": reason} instead."""
     final = staging / rec.id
     if (final / "meta.json").is_file():
@@ -36,7 +36,7 @@ def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: FeatureC
         return {"id": rec.id, "skipped": str(exc)}
     frames = len(audio)  # what decodes: for compressed audio the header's length is only an estimate
     notes, dropped = read_labels(rec.labels, frames)
-    spec = log_mel(audio, rate, feat)
+    spec = feat.compute(audio, rate)
     del audio
     spans = merge_spans(notes)
     inst_roll, pitch_roll = frame_activity(spans, frame_positions(spec.shape[1], feat, rate))

@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from musicid.errors import InputError
+from musicid.features import REFERENCE_RATE
+from musicid.vocab import MUSICNET_ID
 
-from .features import REFERENCE_RATE
-from .generator import ENSEMBLES, PROGRAM, TIMBRES, Timbre, choose_ensembles, score
-from .instruments import Library, load_library
+from .generator import ENSEMBLES, TIMBRES, Timbre, choose_ensembles, score
 from .layout import claim_dataset_folder, finish_dataset, write_musicnet_recording
-from .performance import MAX_SECONDS, check_soundfont, default_soundfont, render_score, require_render_extra
+from .library import Library, load_library
+from .performance import MAX_SECONDS, check_soundfont, render_score, require_render_extra
+from .players import default_soundfont
 from .workers import WORKERS, ordered_map
 
 RATE = REFERENCE_RATE  # synth writes at MusicNet's rate
@@ -92,7 +94,7 @@ def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) ->
     for note in score(ensemble, seconds, rng):
         i0, i1 = int(note.start * RATE), int(note.end * RATE)
         mix[i0:i1] += note.loudness * render_note(note.name, note.pitch, i1 - i0, rng)
-        rows.append((i0, i1, PROGRAM[note.name], note.pitch, note.start_beat, note.end_beat, note.value))
+        rows.append((i0, i1, MUSICNET_ID[note.name], note.pitch, note.start_beat, note.end_beat, note.value))
     peak = np.abs(mix).max()
     if peak > 0.95:
         mix *= 0.95 / peak

@@ -14,13 +14,13 @@ import pytest
 import webdataset as wds
 
 from musicid.errors import InputError
+from musicid.features import LogMel
 from musicid.pipeline import build as build_mod
 from musicid.pipeline import shards as shards_mod
 from musicid.pipeline.build import STATE, BuildConfig, build_shards
-from musicid.pipeline.features import FeatureConfig
 from musicid.pipeline.synth import synthesize
-from musicid.pipeline.windows import WindowConfig
 from musicid.shardset import read_manifest
+from musicid.windows import WindowConfig
 from tests.conftest import shard_hashes, write_recording
 
 CFG = BuildConfig(shards_per_split=2, val_fraction=0.2)
@@ -177,7 +177,7 @@ def test_only_what_a_build_wrote_is_removed_or_reused(synth_root, tmp_path):
     (out / "manifest.json").unlink()  # shards without their manifest cannot be proven ours
     with pytest.raises(InputError, match="no musicid build"):
         build_shards(synth_root, out, BuildConfig(shards_per_split=2, val_fraction=0.2,
-                                                  features=FeatureConfig(n_mels=64)))
+                                                  features=LogMel(n_mels=64)))
 
 
 def test_a_second_build_into_the_same_folder_is_told_who_holds_it(synth_root, tmp_path):
@@ -246,7 +246,8 @@ def test_further_roots_add_to_train_never_to_test(synth_root, tmp_path):
     assert len(extra_ids) == 6 and all(r.startswith("src1-") for r in extra_ids) and not extra_ids & main_ids
     assert extra_ids <= set(m.splits["train"].recordings)  # its test folder too: never test, val only if asked
     assert m.sources[1]["seconds"] == 12.0 and sum(m.sources[1]["instrument_positives"].values()) > 0
-    assert m.build["roots"] == [str(synth_root.resolve()), str(extra.resolve())]
+    assert [s["root"] for s in m.sources] == [str(synth_root.resolve()), str(extra.resolve())]
+    assert "roots" not in m.build  # recorded once, with each source
     with_val = build_shards([synth_root, extra], tmp_path / "v", BuildConfig(shards_per_split=2, val_fraction=0.5,
                                                                               extra_val=True)).manifest
     assert any(r.startswith("src1-") for r in with_val.splits["val"].recordings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from musicid.demo import app
+from musicid.recipes.demo import app
 from tests.conftest import invoke
 
 

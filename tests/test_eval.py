@@ -10,13 +10,13 @@ import pytest
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support
 
 from musicid.errors import InputError
+from musicid.features import LogMel
 from musicid.infer import evaluate as evaluate_mod
 from musicid.infer.eval_cli import app
 from musicid.infer.loaded import load_run
 from musicid.infer.predictors import predict
 from musicid.metrics import score_sets
 from musicid.pipeline.build import BuildConfig, build_shards
-from musicid.pipeline.features import FeatureConfig
 from musicid.run import Calibration, calibration_file
 from tests.conftest import invoke, tree_digest
 
@@ -122,7 +122,7 @@ def test_eval_cli_end_to_end_writes_nothing_into_the_run(tiny_run, tiny_shards, 
 def test_mismatched_shards_empty_split_and_bad_choices_fail_clearly(tiny_run, synth_root, tmp_path):
     other = tmp_path / "mel64"
     build_shards(synth_root, other, BuildConfig(shards_per_split=1, val_fraction=0.0,
-                                                features=FeatureConfig(n_mels=64)))
+                                                features=LogMel(n_mels=64)))
     r = invoke(app, [tiny_run, "--shards", other])
     assert r.exit_code == 1 and "features.n_mels: 128 -> 64" in r.output
     same = tmp_path / "noval"

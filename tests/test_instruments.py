@@ -28,9 +28,14 @@ except ImportError:
     pytest.skip("no FluidSynth/sfizz/music21 here (make setup installs them; CI always runs these tests)",
                 allow_module_level=True)
 
-from musicid.pipeline.instruments import LIBRARY_FILE, fetch, load_library, note_number, write_sfz  # noqa: E402
-from musicid.pipeline.performance import default_soundfont  # noqa: E402
-from musicid.pipeline.players import Note, Player, play  # noqa: E402
+from musicid.pipeline.fetch import fetch, note_number, write_sfz
+from musicid.pipeline.library import LIBRARY_FILE, load_library  # noqa: E402
+from musicid.pipeline.players import (  # noqa: E402
+    Note,
+    Player,
+    default_soundfont,  # noqa: E402
+    play,
+)
 from musicid.pipeline.render import render  # noqa: E402
 from musicid.pipeline.scores import excerpt, read_parts  # noqa: E402
 
@@ -233,7 +238,7 @@ def test_bad_lengths_are_refused_before_anything_is_touched(tmp_path):
 def test_a_long_recording_is_played_in_blocks(library):
     """Longer than two blocks: every part is heard where its notes are, silence elsewhere, peak under 0.98."""
     from musicid.pipeline.generator import ScoreNote
-    from musicid.pipeline.instruments import load_library
+    from musicid.pipeline.library import load_library
     from musicid.pipeline.performance import render_score
     from musicid.pipeline.players import CHUNK
 

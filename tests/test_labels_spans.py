@@ -9,7 +9,7 @@ import pytest
 
 from musicid.pipeline.labels import LABEL_COLUMNS, InputError, Notes, read_labels
 from musicid.pipeline.spans import frame_activity, merge_spans
-from musicid.pipeline.vocab import NAMES, program_to_index
+from musicid.vocab import NAMES, musicnet_id_to_index
 
 PIANO, VIOLIN, CELLO = (NAMES.index(n) for n in ("Piano", "Violin", "Cello"))
 
@@ -49,7 +49,7 @@ def test_frame_activity_follows_spans():
 
 
 def test_program_mapping():
-    assert program_to_index(np.array([1, 7, 74, 2, 0, 500])).tolist() == [0, 1, 10, -1, -1, -1]
+    assert musicnet_id_to_index(np.array([1, 7, 74, 2, 0, 500])).tolist() == [0, 1, 10, -1, -1, -1]
 
 
 def _csv(path, rows, columns=LABEL_COLUMNS):

@@ -15,7 +15,7 @@ from musicid.errors import InputError
 from musicid.infer import page as page_mod
 from musicid.infer.page import write_html
 from musicid.infer.predict import Prediction
-from musicid.pipeline.vocab import NAMES
+from musicid.vocab import NAMES
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("MUSICID_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))

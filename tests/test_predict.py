@@ -18,8 +18,8 @@ from musicid.pipeline.build import BuildConfig, build_shards
 from musicid.pipeline.labels import read_labels
 from musicid.pipeline.spans import frame_activity, merge_spans
 from musicid.pipeline.synth import synthesize
-from musicid.pipeline.vocab import NAMES
 from musicid.train.trainer import TrainConfig, Trainer
+from musicid.vocab import NAMES
 from tests.audio_writers import tone, write_ffmpeg, write_float_wav, write_mp3
 from tests.conftest import invoke
 

@@ -26,7 +26,7 @@ except ImportError:
     pytest.skip("no FluidSynth here (make setup installs libfluidsynth3 as root; CI always runs these tests)",
                 allow_module_level=True)
 
-from musicid.pipeline.performance import default_soundfont  # noqa: E402
+from musicid.pipeline.players import default_soundfont  # noqa: E402
 from musicid.pipeline.render import render  # noqa: E402
 
 

@@ -19,8 +19,8 @@ from musicid.infer.loaded import load_run
 from musicid.infer.predict import predict_file
 from musicid.infer.predict_cli import app as predict_app
 from musicid.network import build_model
-from musicid.pipeline.vocab import NAMES
 from musicid.run import Checkpoint
+from musicid.vocab import NAMES
 from tests.audio_writers import tone, write_float_wav, write_mp3
 from tests.conftest import invoke
 

@@ -11,7 +11,7 @@ from musicid.errors import InputError
 from musicid.pipeline.generator import ENSEMBLES, TIMBRES, choose_ensembles, ensemble_weights
 from musicid.pipeline.labels import LABEL_COLUMNS
 from musicid.pipeline.synth import render_note, synthesize
-from musicid.pipeline.vocab import INSTRUMENTS
+from musicid.vocab import INSTRUMENTS, NAMES
 from tests.conftest import tree_digest
 
 
@@ -47,9 +47,10 @@ def test_every_instrument_in_train_and_test_within_real_ranges(tmp_path):
     base = tmp_path / "musicnet" / "musicnet"
     for folder in ("train", "test"):
         labels = pd.concat(pd.read_csv(p) for p in (base / f"{folder}_labels").glob("*.csv"))
-        assert set(labels.instrument) == {p for p, _ in INSTRUMENTS}, folder
-        for program, name in INSTRUMENTS:
-            pitches = labels.note[labels.instrument == program]
+        assert set(labels.instrument) == {i.musicnet_id for i in INSTRUMENTS}, folder
+        for i in INSTRUMENTS:
+            name = i.name
+            pitches = labels.note[labels.instrument == i.musicnet_id]
             assert pitches.between(TIMBRES[name].low, TIMBRES[name].high).all(), name
 
 
@@ -85,7 +86,7 @@ def test_balanced_draws_give_every_instrument_its_share():
         w = ensemble_weights(balanced)
         share = {name: sum(wi for wi, (_, members) in zip(w, ENSEMBLES.values(), strict=True)
                            if name in members) / w.sum()
-                 for _, name in INSTRUMENTS}
+                 for name in NAMES}
         assert min(share.values()) >= rare_share - 1e-9
     assert min(share.values()) < 0.03  # the MusicNet-like weights, last in the loop
     counts = {}

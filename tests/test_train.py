@@ -16,9 +16,9 @@ import torch
 from torchvision.models import resnet18
 
 from musicid.errors import InputError
+from musicid.features import LogMel
 from musicid.network import build_model, use_bf16
 from musicid.pipeline.build import BuildConfig, build_shards
-from musicid.pipeline.features import FeatureConfig
 from musicid.run import CARD_FIELDS, Calibration, Checkpoint
 from musicid.shardset import epoch_order
 from musicid.train import trainer as trainer_mod
@@ -97,7 +97,7 @@ def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, synth_ro
         run(tiny_shards, tmp_path / "part", epochs=3, resume=True, lr=2e-3)
     mel64 = tmp_path / "mel64"
     build_shards(synth_root, mel64, BuildConfig(shards_per_split=2, val_fraction=0.2,
-                                                features=FeatureConfig(n_mels=64)))
+                                                features=LogMel(n_mels=64)))
     with pytest.raises(InputError, match=r"data.features.n_mels: 128 -> 64"):
         run(mel64, tmp_path / "part", epochs=3, resume=True)
     resumed = run(tiny_shards, tmp_path / "part", epochs=3, resume=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from musicid.pipeline.labels import Notes
-from musicid.pipeline.spans import merge_spans
-from musicid.pipeline.splits import assign_splits
-from musicid.pipeline.windows import WindowConfig, cut_spans, cut_windows, frame_index
+from musicid.pipeline.spans import cut_spans, merge_spans
+from musicid.splits import assign_splits
+from musicid.windows import WindowConfig, cut_windows, frame_index
 
 
 def test_min_active_rule():

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from musicid.pipeline.features import FeatureConfig
-
-AMIN = FeatureConfig.amin  # the features' power floor before the log
+from musicid.features import Features, LogMel
 
 
 @dataclass(frozen=True)
@@ -46,28 +44,30 @@ class SpecAugment:
 
 
 def _db(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Normalised log-mel [B, 1, M, T] back to dB, with the per-bin statistics [M] it was normalised by."""
+    """Normalised features [B, 1, M, T] back to the features' own scale, with the per-bin statistics [M]
+    they were normalised by."""
     return x * std.view(1, 1, -1, 1) + mean.view(1, 1, -1, 1)
 
 
-def _normalised(power: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, amin: float) -> torch.Tensor:
-    """Mel power to normalised log-mel, as the features are: 10 log10(max(power, amin)), then per bin."""
-    return (10.0 * torch.log10(power.clamp_min(amin)) - mean.view(1, 1, -1, 1)) / std.view(1, 1, -1, 1)
+def _normalised(power: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, features: Features) -> torch.Tensor:
+    """Power to normalised features, as the feature kind computes them, then per bin."""
+    return (features.from_power(power, torch) - mean.view(1, 1, -1, 1)) / std.view(1, 1, -1, 1)
 
 
 def mix_sources(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: float,
-                amin: float = AMIN) -> tuple[torch.Tensor, torch.Tensor]:
-    """x: normalised log-mel [B, 1, M, T]; y: many-hot [B, C]; mean/std: [M] per-bin statistics (dB)."""
-    power = torch.pow(10.0, _db(x, mean, std) / 10.0)
+                features: Features = LogMel()) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: normalised features [B, 1, M, T]; y: many-hot [B, C]; mean/std: [M] per-bin statistics."""
+    power = features.to_power(_db(x, mean, std))
     lam = torch.distributions.Beta(alpha, alpha).sample((len(x),)).to(x.device).view(-1, 1, 1, 1)
     perm = torch.randperm(len(x), device=x.device)
     mixed = lam * power + (1 - lam) * power[perm]
-    return _normalised(mixed, mean, std, amin), torch.maximum(y, y[perm])
+    return _normalised(mixed, mean, std, features), torch.maximum(y, y[perm])
 
 
 def recording_conditions(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, frame_rate: float, p: float,
-                         amin: float = AMIN) -> torch.Tensor:
-    """Recording-condition augmentation of normalised log-mels [B, 1, M, T], in the power domain: each sample
+                         features: Features = LogMel()) -> torch.Tensor:
+    """Recording-condition augmentation of normalised dB-scaled features [B, 1, M, T] (log-mel), in the power
+    domain of `features`: each sample
     gets, each with probability `p`, a gain (-12..+6 dB), a smooth EQ curve (+-6 dB through 4 random points
     across the mel bins), a noise floor (added power, 25-60 dB under the window's mean level) and a
     reverberation smear (exponential decay along time, 0.1-0.6 s, 10-50 % wet). Draws from torch's global
@@ -83,9 +83,9 @@ def recording_conditions(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
     points = torch.empty(b, 1, 1, 4, device=dev).uniform_(-6, 6)
     curve = torch.nn.functional.interpolate(points.view(b, 1, 4), size=m, mode="linear", align_corners=True)
     db = db + on() * curve.view(b, 1, m, 1)
-    power = torch.pow(10.0, db / 10.0)
+    power = features.to_power(db)
     level = db.mean(dim=(2, 3), keepdim=True) - torch.empty(b, 1, 1, 1, device=dev).uniform_(25, 60)
-    power = power + on() * torch.pow(10.0, level / 10.0)
+    power = power + on() * features.to_power(level)
     decay = torch.exp(-6.9 / (torch.empty(b, 1, 1, device=dev).uniform_(0.1, 0.6) * frame_rate))  # -60 dB in RT60
     wet = on().view(b, 1, 1) * torch.empty(b, 1, 1, device=dev).uniform_(0.1, 0.5)
     smear, out = torch.zeros(b, 1, m, device=dev), []
@@ -93,4 +93,4 @@ def recording_conditions(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
         smear = power[..., k] + decay * smear
         out.append((1 - wet) * power[..., k] + wet * (1 - decay) * smear)
     power = torch.stack(out, dim=-1)
-    return _normalised(power, mean, std, amin)
+    return _normalised(power, mean, std, features)

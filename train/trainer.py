@@ -162,9 +162,9 @@ class Trainer:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.cfg.conditions > 0:
             x = recording_conditions(x, self.norm_mean, self.norm_std, self.card.features.frame_rate,
-                                     self.cfg.conditions)
+                                     self.cfg.conditions, self.card.features)
         if self.cfg.mixup > 0:
-            x, y = mix_sources(x, y, self.norm_mean, self.norm_std, self.cfg.mixup)
+            x, y = mix_sources(x, y, self.norm_mean, self.norm_std, self.cfg.mixup, self.card.features)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.ddp(x.contiguous(memory_format=torch.channels_last))
         loss = self.loss_fn(logits.float(), y)

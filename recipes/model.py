@@ -1,4 +1,4 @@
-"""`make model` (`python -m musicid.recipe`): the recipe of the shipped model, on the instrument library.
+"""`make model` (`python -m musicid.recipes.model`): the recipe of the shipped model, on the instrument library.
 
 fetch instruments -> synth (generated scores, sampled instruments, others, solos) -> render (music21's corpus:
 quartets, chorales, keyboard music) -> build-shards -> train -> evaluate -> export into musicid/model/.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,11 +20,14 @@ import typer
 from musicid.cli import command, run
 from musicid.errors import MusicidError
 from musicid.infer.export import export_model
-from musicid.pipeline.instruments import load_library
+from musicid.pipeline.library import load_library
 from musicid.pipeline.scores import CORPUS_COMPOSERS
+from musicid.pipeline.workers import WORKERS
 from musicid.run import SHIPPED
 
-BIN = Path(sys.executable).parent
+from . import CONDITIONS, LR
+from . import exe as bin_of
+
 COMPOSERS = ",".join(CORPUS_COMPOSERS)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -56,17 +58,17 @@ def recipe(
     excerpt_seconds: float = typer.Option(10.0, min=1.0, help="Seconds per score excerpt."),
     composers: str = typer.Option(COMPOSERS, help="music21 corpus composers to render."),
     epochs: int = typer.Option(4, min=1),
-    lr: float = typer.Option(2e-3, min=0.0),
-    conditions: float = typer.Option(0.5, min=0.0, max=1.0, help="Recording-condition augmentation in training."),
+    lr: float = typer.Option(LR, min=0.0, help="Peak learning rate."),
+    conditions: float = typer.Option(CONDITIONS, min=0.0, max=1.0, help="Recording-condition augmentation in training."),
     seed: int = typer.Option(0),
-    workers: int = typer.Option(2, min=1),
+    workers: int = typer.Option(WORKERS, min=1, help="Worker processes (data) and DataLoader workers."),
     clips: Path = typer.Option(None, help="Labelled real clips to report on (labels.csv + audio/)."),
 ):
     """Make the shipped model from the instrument library, on this machine's CPUs (or its GPU)."""
     out.mkdir(parents=True, exist_ok=True)
     export = export or SHIPPED
     lib, synth, scores, shards, runs = (out / n for n in ("instruments", "synth", "scores", "shards", "run"))
-    exe = {name: str(BIN / f"musicid-{name}") for name in ("pipeline", "train", "eval")}
+    exe = {name: bin_of(name) for name in ("pipeline", "train", "eval")}
     w, s = ["--workers", str(workers)], ["--seed", str(seed)]
     took = {
         "fetch": step(out, "fetch", [exe["pipeline"], "instruments", "fetch", str(lib)]),
@@ -96,7 +98,7 @@ def recipe(
                                  "per_class_top1": {n: v["top1"] for n, v in c["per_class"].items()},
                                  "others": c["others"]}
 
-    card = {"name": "musicid default", "seed": seed, "recipe": "make model (python -m musicid.recipe)",
+    card = {"name": "musicid default", "seed": seed, "recipe": "make model (python -m musicid.recipes.model)",
             "settings": {"recordings": recordings, "seconds": seconds, "excerpts": excerpts,
                          "excerpt_seconds": excerpt_seconds, "composers": composers, "epochs": epochs, "lr": lr,
                          "conditions": conditions},
@@ -112,7 +114,7 @@ def recipe(
 
 
 def main(args: list[str] | None = None) -> None:
-    run(app, "python -m musicid.recipe", args)
+    run(app, "python -m musicid.recipes.model", args)
 
 
 if __name__ == "__main__":
