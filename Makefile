@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet torch torchvision
-	$(BIN)/pip install --quiet -e '.[dev,render]'
+	$(BIN)/pip install --quiet -e '.[train,render,dev]'
 	touch $(STAMP)
 
 test: setup
@@ -46,10 +46,11 @@ demo: setup
 	$(BIN)/python -m musicid.recipes.demo --out demo
 
 # The shipped model (musicid/model/): fetch instruments (npm, Debian) -> synth -> render scores -> shards ->
-# train -> eval -> export; about an hour on 2 cores, resumable. CLIPS=folder also scores labelled real clips.
+# train -> eval -> export; resumable. CLIPS= and MIXTURES= folders also score the model on real recordings.
 CLIPS ?=
+MIXTURES ?=
 model: setup
-	$(BIN)/python -m musicid.recipes.model --out build/model $(if $(CLIPS),--clips $(CLIPS))
+	$(BIN)/python -m musicid.recipes.model --out build/model $(if $(CLIPS),--clips $(CLIPS)) $(if $(MIXTURES),--mixtures $(MIXTURES))
 
 clean:
 	rm -rf demo build

@@ -61,6 +61,8 @@ def read_clips(folder: Path) -> list[Clip]:
                              "or other:<what>")
         clips.append(Clip(path, tuple(sorted(LOWER[p.lower()] for p in parts if p not in others)),
                           ";".join(others)))
+    if not clips:
+        raise InputError(f"{table}: no clips (a header and no rows)")
     return clips
 
 

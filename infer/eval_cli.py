@@ -8,10 +8,9 @@ from pathlib import Path
 
 import typer
 
-from musicid.cli import DefaultGroup, choices, command, run
+from musicid.cli import DefaultGroup, choices, command, new_app, run
 from musicid.files import output_folder, refuse_existing, write_json_atomic, write_text_atomic
-from musicid.network import DEVICE, DEVICES
-from musicid.run import resolve_model
+from musicid.run import DEVICE, DEVICES, resolve_model
 from musicid.splits import SPLITS
 from musicid.validation import THRESHOLD
 
@@ -19,9 +18,10 @@ from .bootstrap import Resampler, intervals
 from .clips import clips_table, score_clips
 from .evaluate import LEVELS, EvalOptions, evaluate
 from .loaded import load_run
-from .predictors import FITTED
+from .predictors import FITTED, TIMELINE
 from .predictors import NAMES as PREDICTORS
 from .report import (
+    events_tables,
     interval_table,
     per_class_table,
     per_recording_table,
@@ -33,10 +33,11 @@ from .report import (
     summary_table,
     write_reports,
 )
+from .sed import evaluate_folder, read_folder
 
 COMPARED = ("top1", "top2", "top3", "threshold", *FITTED)  # --compare: every kind of predictor
 REPORTS = Path("eval")  # where reports go when no --out is given, in the working directory
-app = typer.Typer(cls=DefaultGroup, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+app = new_app(cls=DefaultGroup, help=__doc__)
 SHARD_URL_HELP = ("Read shards from this URL template instead of beside the manifest, {name} standing for "
                   "each shard's name (e.g. 'pipe:aws s3 cp s3://bucket/shards/{name} -').")
 INSTRUMENTS_HELP = "Score only these classes, comma-separated (e.g. piano,violin,viola,cello,clarinet,bassoon,horn)."
@@ -44,6 +45,7 @@ INSTRUMENTS_HELP = "Score only these classes, comma-separated (e.g. piano,violin
 
 Split = choices("Split", SPLITS)
 Predictor = choices("Predictor", PREDICTORS)
+TimelinePredictor = choices("TimelinePredictor", TIMELINE)
 E = EvalOptions  # defaults are read from the options record, declared there once
 Level = choices("Level", LEVELS)
 
@@ -197,6 +199,35 @@ def clips_cmd(
         write_json_atomic(out / "clips.json", {"model": str(r.path), "folder": str(folder), **result})
         write_text_atomic(out / "clips.md", f"# musicid-eval clips: {r.path} on {folder}\n\n{text}\n")
         typer.echo(f"reports: {out}/clips.json, clips.md")
+
+
+@app.command("events")
+@command
+def events_cmd(
+    folder: Path = typer.Argument(..., help="Mixtures: audio/ and reference.tsv (DCASE event list), optionally "
+                                            "others.tsv (instruments outside the 11)."),
+    model: Path = typer.Option(None, "--model", help="Run folder, checkpoint or ONNX export (default: the shipped "
+                                                     "model)."),
+    predictor: TimelinePredictor = typer.Option(None, help="How probabilities become events (default: the "
+                                                           "model's, events)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Report folder (default: eval/events-FOLDERNAME here)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the reports already in OUT."),
+    device: str = typer.Option(DEVICE, help=f"PyTorch only: {' | '.join(DEVICES)}."),
+):
+    """Score a model's events on real mixtures with sed_eval: segment-based F1 and error rate (1 s),
+    event-based F1 (collars 0.5 s / 20 %), segment-based AP, instruments named that never play, and outsiders
+    named as one of the 11."""
+    out = out or REPORTS / f"events-{Path(folder).resolve().name}"
+    refuse_existing([out / "report.json", out / "report.md"], overwrite)
+    read_folder(folder)  # every file and row checked before the model loads
+    r = load_run(resolve_model(model), device)
+    result = evaluate_folder(r, folder, predictor.value if predictor else None)
+    tables = events_tables(result)
+    title = f"musicid-eval events: {r.name} on {Path(folder).name} ({result['predictor']})"
+    write_reports(out, title, {"model": r.name, "folder": str(folder), **result}, tables)
+    for heading, t in tables:
+        typer.echo(f"\n{heading}\n{t.text()}")
+    typer.echo(f"reports: {out}/report.md, report.json")
 
 
 def main() -> None:

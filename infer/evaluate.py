@@ -11,9 +11,9 @@ import numpy as np
 from musicid.errors import InputError
 from musicid.metrics import score_sets
 from musicid.records import differing_fields
-from musicid.run import DEFAULT_PREDICTOR
+from musicid.run import DEFAULT_PREDICTOR, THRESHOLD
 from musicid.shardset import Manifest, read_manifest, shard_urls
-from musicid.validation import THRESHOLD, Predictions, collect_predictions, fit_calibration
+from musicid.validation import Predictions, collect_predictions, fit_calibration
 
 from .bootstrap import N_BOOT, Resampler, intervals, per_recording
 from .frames import Rows, to_frames
@@ -81,16 +81,18 @@ def evaluate(run: LoadedRun, shards: Path, opts: EvalOptions = EvalOptions()) ->
 
     def rows_of(split: str) -> Rows:
         urls = shard_urls(manifest, shards, split, opts.url_template)
-        return rows_at(collect_predictions(run.model, urls, run.card, run.device, opts.workers, frame),
+        return rows_at(collect_predictions(run.predict_proba, urls, run.card, opts.workers, frame),
                        opts.level, rate, opts.frame_rate, hop)
 
     cal = None
     if manifest.splits["val"].samples:
         # refitted on the val split of these shards, at the level scored: it goes into the report only; the
         # run's own calibration (written by training) stays as it is, and the run folder may be read-only
-        val = rows_of("val")
-        cal = fit_calibration(run.model, run.card, run.device, manifest, val.probs, val.labels,
-                              f"{shards} val split, {opts.level} level")
+        urls = shard_urls(manifest, shards, "val", opts.url_template)
+        val = collect_predictions(run.predict_proba, urls, run.card, opts.workers, frame)
+        rows = rows_at(val, opts.level, rate, opts.frame_rate, hop)
+        cal = fit_calibration(run.predict_proba, run.card, manifest, val, f"{shards} val split, {opts.level} level",
+                              (rows.probs, rows.labels))
     elif fitted := sorted(set(opts.predictors) & set(FITTED)):
         raise InputError(f"{shards}: the val split is empty; predictors {', '.join(fitted)} need validation "
                          "data for their calibration")

@@ -24,7 +24,7 @@ from musicid.errors import InputError
 from musicid.files import write_text_atomic
 
 from .predict import Prediction
-from .timeline import clock
+from .timeline import KNOWN, clock, resolution
 
 WEB = Path(__file__).with_name("web")
 EMBED_MAX_S = 20 * 60  # 20 minutes of mono Opus at 48 kbps: about 7 MB, 9.5 MB as base64 in the page
@@ -41,9 +41,14 @@ PAGE = """<!doctype html>
 <audio id="audio" preload="auto" src="{src}"></audio></section>
 <div id="view"><div id="labels"></div><div id="plot"><canvas id="heat"></canvas><canvas id="overlay"></canvas>
 <div id="axis"></div></div><ul id="now"></ul></div>
-<table id="summary"><thead><tr><th>instrument</th><th>share of time</th><th>mean probability</th><th>segments</th>
+<div id="legend"><span>probability</span><span class="bar"></span><span>0</span><span>0.5</span><span>1</span>
+<span class="named">white outline: the instrument is named there</span></div>
+<table id="summary"><thead><tr><th>instrument named</th><th>share of time</th>
+<th>mean probability while named</th><th>peak probability while named</th><th>stretches</th>
 </tr></thead><tbody>{rows}</tbody></table>
-<p class="dim" id="model">model <code>{model}</code>; predictor <code>{predictor}</code>; {rule}</p>
+{runner_ups}
+<p id="known">{known}</p>
+<p class="dim" id="model">model {model}; predictor <code>{predictor}</code> ({rule})</p>
 </main>
 <script type="application/json" id="data">{data}</script>
 <script>{js}</script>
@@ -53,13 +58,16 @@ PAGE = """<!doctype html>
 INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>musicid: {n} recordings</title><style>{css}</style></head>
 <body><header><h1>musicid: {n} recordings</h1></header><main><table><thead><tr><th>recording</th>
-<th>duration</th><th>instruments (share of time)</th></tr></thead><tbody>{rows}</tbody></table></main></body></html>
+<th>duration</th><th>instruments named (share of time)</th></tr></thead><tbody>{rows}</tbody></table>
+<p id="known">{known}</p></main></body></html>
 """
 
 
 def _rule_text(pred: Prediction) -> str:
     if "top" in pred.rule:
         return f"the {pred.rule['top']} most probable instruments in each window"
+    if "events" in pred.rule:
+        return "per-instrument thresholds fitted on validation, smoothed over time"
     key, what = ("thresholds", "thresholds") if "thresholds" in pred.rule else ("bias", "biases subtracted")
     values = ", ".join(f"{n} {v:.2f}" for n, v in zip(pred.names, pred.rule[key], strict=True))
     return f"{what}: {values}"
@@ -101,32 +109,39 @@ def page_data(pred: Prediction) -> dict:
             "starts": np.round(pred.starts, 3).tolist(), "edges": np.round(pred.regions(), 3).tolist(),
             "probs": np.round(pred.probs, 3).tolist(), "active": pred.active.astype(int).tolist(),
             "segments": {k: [[round(s, 3), round(e, 3)] for s, e in v] for k, v in pred.segments().items()},
-            "summary": pred.summary(), "predictor": pred.predictor, "rule": pred.rule}
+            "summary": pred.summary(), "runner_ups": pred.runner_ups(), "predictor": pred.predictor,
+            "rule": pred.rule}
 
 
 def write_html(pred: Prediction, path: Path, embed_audio: bool = False) -> None:
     src = embedded_audio(pred.path) if embed_audio else quote(os.path.relpath(pred.path.resolve(),
                                                                              path.parent.resolve()))
     rows = "".join(f"<tr><td>{html.escape(r['name'])}</td><td class=num>{100 * r['share_of_time']:.1f}%</td>"
-                   f"<td class=num>{r['mean_probability']:.2f}</td><td class=num>{len(r['segments'])}</td></tr>"
-                   for r in pred.summary()) or "<tr><td colspan=4>no instrument found</td></tr>"
+                   f"<td class=num>{r['mean_probability_named']:.2f}</td>"
+                   f"<td class=num>{r['peak_probability_named']:.2f}</td><td class=num>{len(r['segments'])}</td></tr>"
+                   for r in pred.summary()) or "<tr><td colspan=5>no instrument named</td></tr>"
+    below = pred.runner_ups()
+    runner_ups = ("<p id='runner-ups'>Most probable of the others, below what names an instrument: "
+                  + ", ".join(f"{html.escape(r['name'])} (peak {r['peak_probability']:.2f})" for r in below)
+                  + "</p>") if below else ""
     # every character that could end the script element or start markup, escaped as JSON allows
     data = json.dumps(page_data(pred), separators=(",", ":"))
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     write_text_atomic(path, PAGE.format(
         title=html.escape(f"musicid: {pred.path.name}"), css=(WEB / "page.css").read_text(),
         js=(WEB / "page.js").read_text(), src=html.escape(src),
-        meta=html.escape(f"{clock(pred.duration_s)} · {len(pred.starts)} windows"),
-        rows=rows, model=html.escape(pred.model), predictor=html.escape(pred.predictor),
+        meta=html.escape(f"{clock(pred.duration_s)} · {resolution(pred)}"), rows=rows, runner_ups=runner_ups,
+        known=html.escape(KNOWN), model=html.escape(pred.model), predictor=html.escape(pred.predictor),
         rule=html.escape(_rule_text(pred)), data=data))
 
 
-def write_index(pages: list[tuple[Path, Prediction]], path: Path) -> None:
-    """A page linking several recordings' pages: name, duration, top instruments."""
+def index_page(pages: list[tuple[Path, Prediction]], path: Path) -> str:
+    """A page (to be written at `path`) linking several recordings' pages: name, duration, top instruments."""
     rows = []
     for page, pred in pages:
-        top = ", ".join(f"{r['name']} ({100 * r['share_of_time']:.0f}%)" for r in pred.summary()[:3]) or "none"
+        top = ", ".join(f"{r['name']} ({100 * r['share_of_time']:.0f}%)" for r in pred.summary()[:3]) or "none named"
         href = quote(os.path.relpath(page.resolve(), path.parent.resolve()))
         rows.append(f"<tr><td><a href='{html.escape(href)}'>{html.escape(pred.path.name)}</a></td>"
                     f"<td class=num>{clock(pred.duration_s)}</td><td>{html.escape(top)}</td></tr>")
-    write_text_atomic(path, INDEX.format(n=len(pages), css=(WEB / "page.css").read_text(), rows="".join(rows)))
+    return INDEX.format(n=len(pages), css=(WEB / "page.css").read_text(), rows="".join(rows),
+                        known=html.escape(KNOWN))

@@ -6,14 +6,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from sklearn.metrics import precision_recall_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve  # noqa: E402
+from musicid.files import output_folder, write_json_atomic, write_text_atomic
 
-from musicid.files import atomic_path, output_folder, write_json_atomic, write_text_atomic  # noqa: E402
+from .figures import pyplot, save_figure
+
+plt = pyplot()
 
 SUMMARY = (("micro F1", lambda r: r["micro"]["f1"]), ("macro F1", lambda r: r["macro"]["f1"]),
            ("mAP", lambda r: r["mAP"]), ("recall (prior acc.)", lambda r: r["prior_accuracy"]),
@@ -71,13 +71,6 @@ def markdown(title: str, tables: list[tuple[str, Table]], notes: list[str] = ())
     for heading, t in tables:
         parts += [f"## {heading}", "", t.markdown(), ""]
     return "\n".join(parts)
-
-
-def save_figure(fig, path: Path) -> None:
-    """Save a figure under a temporary name, then rename it into place."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_pr_curves(probs: np.ndarray, labels: np.ndarray, names: list[str], path: Path) -> None:
@@ -201,3 +194,23 @@ def plot_timeline(rows, pred: np.ndarray, recording: str, names: list[str], path
                                             edgecolor="white", linewidth=1))
     axes[1].set_xlabel("time (s)")
     save_figure(fig, path)
+
+
+def events_tables(result: dict) -> list[tuple[str, Table]]:
+    """`musicid-eval events`: the summary, per class, and the instruments named that never play."""
+    seg, ev, oth, never = result["segment"], result["event"], result["others_only"], result["named_never_playing"]
+    summary = Table(["figure", "value"], [
+        ["segment-based F1 (1 s), micro", fmt(seg["micro_f1"])], ["segment-based F1, macro", fmt(seg["macro_f1"])],
+        ["segment-based error rate", fmt(seg["error_rate"])], ["event-based F1, micro", fmt(ev["micro_f1"])],
+        ["event-based F1, macro", fmt(ev["macro_f1"])], ["segment-based mAP", fmt(seg.get("mAP"))],
+        ["events: estimated / reference", f"{result['estimated_events']} / {result['reference_events']}"],
+        ["instruments named that never play, per file", f"{never['per_file']:.2f}"],
+        ["outsiders-only time named as one of the 11",
+         f"{oth['named_seconds']:.1f} of {oth['seconds']:.1f} s ({fmt(oth['share_named'])})"]])
+    per_class = Table(["instrument", "segment F1", "segment ER", "event F1", "segment AP", "events est/ref"],
+                      [[n, fmt(c["segment_f1"]), fmt(c["segment_error_rate"]), fmt(c["event_f1"]),
+                        fmt(c.get("segment_ap")), f"{c['estimated_events']}/{c['reference_events']}"]
+                       for n, c in result["per_class"].items()])
+    files = Table(["file", "named, never playing"], [[f, ", ".join(v)] for f, v in never["files"].items()])
+    return [(f"{result['files']} files, {result['seconds']:.0f} s (sed_eval)", summary), ("Per instrument", per_class),
+            ("Instruments named that never play", files)]

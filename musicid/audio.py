@@ -10,6 +10,7 @@ paths stream in chunks, so memory stays flat in file length.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import soundfile as sf
 
 from musicid.errors import AudioError
 
+log = logging.getLogger("musicid")
 ESTIMATED_LENGTH = ("MP3", "MPEG", "OGG")  # libsndfile formats whose frame count is not exact: FFmpeg's
 FFMPEG_SUFFIXES = (".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".m4v", ".mov", ".mkv", ".mka",
                    ".webm", ".wma", ".ac3", ".3gp", ".avi", ".mp2")
@@ -38,20 +40,25 @@ class AudioInfo:
     backend: str  # "sndfile" or "ffmpeg"
 
 
-def _check_wav_complete(path: Path) -> None:
-    """libsndfile silently shortens a truncated WAV; compare the data chunk's declared size with the file."""
+CONTAINERS = {b"RIFF": ("<", (b"WAVE",), b"data"), b"FORM": (">", (b"AIFF", b"AIFC"), b"SSND")}
+
+
+def _check_complete(path: Path) -> None:
+    """libsndfile silently shortens a WAV or AIFF whose header claims more audio than the file holds: compare
+    the audio chunk's declared size (WAV `data`, AIFF `SSND`) with what the file holds."""
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
         head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        if len(head) < 12 or head[:4] not in CONTAINERS or head[8:12] not in CONTAINERS[head[:4]][1]:
             return
+        order, _, audio_chunk = CONTAINERS[head[:4]]
         pos = 12
         while pos + 8 <= size:
             fh.seek(pos)
-            chunk, n = struct.unpack("<4sI", fh.read(8))
-            if chunk == b"data":
+            chunk, n = struct.unpack(f"{order}4sI", fh.read(8))
+            if chunk == audio_chunk:
                 if pos + 8 + n > size:
-                    raise AudioError(f"{path}: truncated audio (data chunk declares {n} bytes, "
+                    raise AudioError(f"{path}: truncated audio ({chunk.decode()} chunk declares {n} bytes, "
                                      f"file holds {size - pos - 8})")
                 return
             pos += 8 + n + (n & 1)
@@ -81,7 +88,8 @@ def _probe_ffmpeg(path: Path) -> AudioInfo:
                 raise AudioError(f"{path}: its audio stream states no sample rate")
             return AudioInfo(path, rate, int(stream.codec_context.channels), None, "ffmpeg")
     except av.FFmpegError as exc:
-        raise AudioError(f"{path}: not an audio file that libsndfile or FFmpeg can read") from exc
+        log.debug("%s: FFmpeg: %s", path, exc)  # the library's words, for --debug
+        raise AudioError(f"{path}: not audio, or a format we cannot decode") from exc
 
 
 def probe(path: Path) -> AudioInfo:
@@ -98,7 +106,7 @@ def probe(path: Path) -> AudioInfo:
         return _probe_ffmpeg(path)
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(f"{path}: header states {info.samplerate} Hz and {info.channels} channels")
-    _check_wav_complete(path)
+    _check_complete(path)
     if info.frames == 0:
         raise AudioError(f"{path}: empty audio (0 frames)")
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), "sndfile")

@@ -1,5 +1,6 @@
 """What every musicid command shares: one-line errors (exit 1, traceback only with --debug), -v/-q logging,
-and a command group whose first command runs when no command name is given."""
+--version, plain help (flags shown as flags), and a command group whose first command runs when no command
+name is given."""
 
 from __future__ import annotations
 
@@ -18,9 +19,29 @@ from .errors import InputError, MusicidError
 
 _debug = False
 
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"musicid {version('musicid')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            typer.echo("musicid (not installed)")
+        raise typer.Exit()
+
+
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also log details.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error, and the libraries' own words.")]
+Version = Annotated[bool, typer.Option("--version", help="Print musicid's version and exit.", is_eager=True,
+                                       callback=_print_version)]
+
+
+def new_app(**kwargs) -> typer.Typer:
+    """A command-line app as every musicid command is one: plain help, so flags read as flags (no `<bool>`)."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
@@ -33,13 +54,14 @@ def command(fn):
     """Give a command the common -v/-q/--debug options and set up logging before it runs."""
     sig = inspect.signature(fn)
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ann)
-             for name, ann in (("verbose", Verbose), ("quiet", Quiet), ("debug", Debug))]
+             for name, ann in (("verbose", Verbose), ("quiet", Quiet), ("debug", Debug), ("version", Version))]
 
     @functools.wraps(fn)
-    def wrapper(*args, verbose: bool = False, quiet: bool = False, debug: bool = False, **kwargs):
+    def wrapper(*args, verbose: bool = False, quiet: bool = False, debug: bool = False, version: bool = False,
+                **kwargs):
         global _debug
         _debug = debug
-        setup_logging(verbose, quiet)
+        setup_logging(verbose or debug, quiet)
         for name, value in kwargs.items():  # Typer's min/max let inf through; no option means it
             if isinstance(value, float) and not math.isfinite(value):
                 raise InputError(f"--{name.replace('_', '-')} must be a finite number, not {value}")

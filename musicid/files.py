@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -13,20 +14,39 @@ from .errors import InputError
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside `path` to write to; renamed onto `path` when the block succeeds, removed when
-    it fails, so neither a crash nor a full disk leaves a half-written file under the final name."""
+def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; moved onto `path` when the block succeeds (`publish`),
+    removed when it fails, so neither a crash nor a full disk leaves a half-written file under the final
+    name."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+def publish(tmp: Path, path: Path, overwrite: bool = True) -> None:
+    """Move a finished file onto `path`. What is there is replaced only with `overwrite`; without, the file
+    is created exclusively (a hard link, atomic), so that of two commands writing one output at once the
+    second is refused, not silently replacing the first's."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise InputError(f"{path}: already exists (another command wrote it meanwhile); use --overwrite to "
+                         "replace it") from None
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise InputError(f"{path}: already exists; use --overwrite to replace it") from None
+        os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str, overwrite: bool = True) -> None:
+    with atomic_path(path, overwrite) as tmp:
         tmp.write_text(text)
 
 
@@ -46,6 +66,23 @@ def read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"{path}: not a {what} (a JSON object was expected)")
     return data
+
+
+@contextmanager
+def holding(folder: Path, what: str, pid_file: Path) -> Iterator[None]:
+    """Hold `folder` for one writer (an flock on the folder): a second `what` into it is refused, told the
+    pid the first wrote into `pid_file` (which the holder writes once it holds the folder)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = pid_file.read_text().strip() if pid_file.is_file() else "unknown"
+            raise InputError(f"{folder}: another {what} (pid {pid}) is writing here; wait for it to finish, or "
+                             "choose another folder") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def output_folder(path: Path) -> Path:

@@ -3,11 +3,16 @@
 One-channel input: conv1's ImageNet RGB kernels are summed into one channel ("folded"), which equals
 feeding the spectrogram copied into 3 channels, at a third of the stem's cost. The original fc is
 replaced by a head (dropout + Linear 512->11); the model returns logits, `predict_proba` the sigmoid.
+`export_onnx` writes the same network (sigmoid included) for ONNX Runtime, the runtime prediction uses.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -15,7 +20,21 @@ import torch.nn as nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from musicid.errors import InputError
-from musicid.run import load_torch_file, shipped_model
+from musicid.files import atomic_path, sha256_file
+from musicid.run import (
+    DEVICE,
+    DEVICES,
+    ONNX_CARD,
+    ONNX_CHECKPOINT,
+    Checkpoint,
+    ModelCard,
+    Predict,
+    check_finite,
+    load_torch_file,
+    onnx_file,
+    shipped_model,
+    verify_shipped,
+)
 from musicid.vocab import N_INSTRUMENTS
 
 IMAGENET_FILE = "resnet18-f37072fd.pth"
@@ -90,7 +109,7 @@ def load_weights_file(path: Path) -> dict:
                             "not a PyTorch weights file")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a musicid checkpoint: its weights
         state = state["model"]
-    return state
+    return check_finite(state, Path(path)) if isinstance(state, dict) else state
 
 
 def use_bf16(device: torch.device, precision: str) -> bool:
@@ -116,16 +135,13 @@ def build_model(pretrained: str = "none", freeze_backbone: bool = False, dropout
         model.load_backbone(imagenet_state(), "ImageNet weights")
     elif pretrained == "default":
         path = shipped_model()
+        verify_shipped(path)
         model.load_backbone({k: v.float() for k, v in load_weights_file(path).items()}, str(path))
     elif pretrained != "none":
         model.load_backbone(load_weights_file(Path(pretrained)), pretrained)
     if freeze_backbone:
         model.freeze_backbone()
     return model
-
-
-DEVICES = ("auto", "cpu", "cuda")
-DEVICE = "auto"  # CUDA when present
 
 
 def resolve_device(name: str = DEVICE, local_rank: int = 0) -> torch.device:
@@ -139,3 +155,66 @@ def resolve_device(name: str = DEVICE, local_rank: int = 0) -> torch.device:
             raise InputError("--device cuda asked for, but no CUDA device is available")
         return torch.device("cuda", local_rank)
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode (no dropout, fixed batch norm) for the block, then back in the mode it was in:
+    training's validation runs between its steps."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def predictor(model: InstrumentNet, device: torch.device) -> Predict:
+    """The network as a `Predict` function (numpy windows in, probabilities out), in eval mode."""
+
+    def predict(x):
+        with eval_mode(model):
+            return model.predict_proba(torch.from_numpy(x).to(device)).cpu().numpy()
+
+    return predict
+
+
+class _Probabilities(nn.Module):
+    """What an export computes: the sigmoid of the network's logits, in fp32 (no autocast)."""
+
+    def __init__(self, model: InstrumentNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(x))
+
+
+ONNX_OPSET = 20
+
+
+def export_onnx(model: InstrumentNet, card: ModelCard, checkpoint_sha256: str, path: Path) -> Path:
+    """The network (eval mode, sigmoid included) as ONNX for windows [batch, 1, bins, frames], with its model
+    card and the sha256 of the checkpoint it came from in the file's metadata: a loader checks it against
+    the checkpoint and its calibration. Written atomically; torch's exporter (dynamo) and `onnx` needed."""
+    import onnx
+
+    x = torch.zeros(2, 1, card.features.n_bins, card.n_frames)
+    with eval_mode(model), contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        program = torch.onnx.export(_Probabilities(model).cpu().eval(), (x,), dynamo=True, input_names=["windows"],
+                                    output_names=["probabilities"], opset_version=ONNX_OPSET,
+                                    dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, external_data=False)
+    proto = program.model_proto
+    for key, value in ((ONNX_CARD, json.dumps(card.to_dict())), (ONNX_CHECKPOINT, checkpoint_sha256)):
+        proto.metadata_props.add(key=key, value=value)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return path
+
+
+def export_checkpoint(path: Path) -> Path:
+    """The ONNX export of a checkpoint, written beside it (`best.pt` -> `best.onnx`)."""
+    ckpt = Checkpoint.load(path)
+    model = InstrumentNet(dropout=ckpt.card.train_config.get("dropout", DROPOUT))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt.model.items()})
+    return export_onnx(model, ckpt.card, sha256_file(path), onnx_file(path))

@@ -1,32 +1,40 @@
 """The run: the artifact `musicid-train` writes and evaluation and prediction read.
 
 A run folder holds `config.json`, `metrics.jsonl` (a line per epoch), `last.pt` and `best.pt` (by val mAP),
-and beside each checkpoint its calibration (`best.pt` -> `best.calibration.json`). The shipped model
-(`musicid/model/` inside the package) is a run reduced to what using it needs: `model.pt` (fp16 weights with
-the card), its calibration and `card.json` (data sources with licences, recipe, seed, figures).
+beside each checkpoint its calibration (`best.pt` -> `best.calibration.json`), and beside the run's model
+its ONNX export (`best.onnx`: the same network for ONNX Runtime, with a copy of the card and the sha256 of
+the checkpoint it came from). The shipped model (`musicid/model/` inside the package) is a run reduced to
+what using it needs: `model.pt` (fp16 weights with the card), `model.onnx`, the calibration and
+`card.json` (data sources with licences, recipe, seed, figures).
 
 Here, in one place: the file names, the `Checkpoint` record (weights, the `ModelCard` with what using the model
 needs to know about its data, the training state for resuming, the format version), the `Calibration` record
 and where it lives. Checkpoints are read without pickle (`weights_only=True`) and validated field by field.
+PyTorch is imported by the functions that read or write checkpoints only: prediction on ONNX Runtime reads
+cards and calibrations without it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from musicid.errors import InputError
+from musicid.events import EventRule
 from musicid.features import Features, features_from_dict
 from musicid.files import atomic_path, read_json, sha256_file, write_json_atomic
 from musicid.records import from_fields, require
-from musicid.shardset import Manifest
 from musicid.vocab import N_INSTRUMENTS, NAMES
 from musicid.windows import WindowConfig
+
+if TYPE_CHECKING:
+    from musicid.shardset import Manifest
 
 log = logging.getLogger("musicid")
 FORMAT_VERSION = 2
@@ -34,8 +42,13 @@ CONFIG, METRICS, LAST, BEST = "config.json", "metrics.jsonl", "last.pt", "best.p
 SHIPPED = Path(__file__).resolve().parent / "model"  # inside the package, wherever it is installed
 WEIGHTS, CARD = "model.pt", "card.json"  # a shipped model folder's checkpoint and model card
 DEFAULT_PREDICTOR = "top3"  # what needs no calibration: a model's default when it has none
-CALIBRATED = "calibrated"  # a model's default predictor when training fitted a calibration for it
+CALIBRATED = "calibrated"  # per-class thresholds fitted on val
+EVENTS = "events"  # the calibrated thresholds with smoothing over time (musicid.events): a timeline's default
+THRESHOLD = 0.5  # the uniform threshold: val macro F1's, and a class's when the val split lacks it
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE = "auto"  # CUDA when present
 INFERENCE_BATCH = 64  # windows per forward pass when a model predicts (validation, evaluation, prediction)
+Predict = Callable[[np.ndarray], np.ndarray]  # a model at work: [B, 1, bins, frames] normalised -> [B, C]
 BIASES = ("prior", "valmean", "noise")
 
 
@@ -43,7 +56,14 @@ def calibration_file(checkpoint: Path) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}.calibration.json")
 
 
-RUN_FILES = (CONFIG, METRICS, LAST, BEST, *(calibration_file(Path(n)).name for n in (LAST, BEST)))
+def onnx_file(checkpoint: Path) -> Path:
+    """Where a checkpoint's ONNX export lives: beside it, the same name (`best.pt` -> `best.onnx`)."""
+    return checkpoint.with_suffix(".onnx")
+
+
+RUN_FILES = (CONFIG, METRICS, LAST, BEST, onnx_file(Path(BEST)).name,
+             *(calibration_file(Path(n)).name for n in (LAST, BEST)))
+ONNX_CARD, ONNX_CHECKPOINT = "musicid.card", "musicid.checkpoint_sha256"  # an export's metadata keys
 
 
 def shipped_model() -> Path:
@@ -55,25 +75,56 @@ def shipped_model() -> Path:
 
 
 def resolve_model(model: Path | str | None) -> Path:
-    """`model` as given, or the shipped model when it is None."""
-    return shipped_model() if model is None else Path(model)
+    """`model` as given, or the shipped model's folder when it is None."""
+    if model is None:
+        if not (SHIPPED / WEIGHTS).is_file() and not onnx_file(SHIPPED / WEIGHTS).is_file():
+            raise InputError(f"{SHIPPED}: this installation ships no model; give --model RUN (train one with "
+                             "make model)")
+        return SHIPPED
+    return Path(model)
 
 
 def read_card(folder: Path = SHIPPED) -> dict:
     return read_json(Path(folder) / CARD, "model card")
 
 
+def verify_shipped(path: Path, sha256: str | None = None) -> None:
+    """A shipped model's file whose checksum its model card records (`sha256`: of the card's `files`) must
+    match it: bit rot in an installed model is named, not predicted with."""
+    card = path.parent / CARD
+    if not card.is_file():
+        return
+    recorded = read_card(path.parent).get("sha256", {})
+    if isinstance(recorded, dict) and path.name in recorded and recorded[path.name] != (sha256 or sha256_file(path)):
+        raise InputError(f"{path}: does not match the checksum its model card records (a damaged file); "
+                         "reinstall musicid, or export the model again")
+
+
+def check_finite(weights: dict, where: Path) -> dict:
+    """Weights (a state dict of tensors) without NaN or infinity, or an InputError naming the tensor."""
+    bad = [k for k, v in weights.items() if hasattr(v, "is_floating_point") and v.is_floating_point()
+           and not bool(v.isfinite().all())]
+    if bad:
+        raise InputError(f"{where}: damaged weights: {bad[0]} holds NaN or infinite values ({len(bad)} tensor(s)); "
+                         "retrain or reinstall the model")
+    return weights
+
+
 def checkpoint_file(run: Path) -> Path:
-    """A run folder's `best.pt` (a shipped model's folder: its `model.pt`), or the checkpoint file itself."""
+    """A run folder's `best.pt` (a shipped model's folder: its `model.pt`), or the checkpoint a file names
+    (an ONNX export: the checkpoint beside it, which may be absent)."""
     run = Path(run)
     if not run.is_dir():
-        return run
+        return run.with_suffix(".pt") if run.suffix == ".onnx" else run
     shipped = run / WEIGHTS
-    return shipped if shipped.is_file() and not (run / BEST).exists() else run / BEST
+    is_shipped = (shipped.is_file() or onnx_file(shipped).is_file()) and not (run / BEST).exists()
+    return shipped if is_shipped else run / BEST
 
 
 def load_torch_file(path: Path, missing: str, foreign: str) -> object:
     """`torch.load` without pickle (`weights_only=True`); a missing or foreign file is an InputError."""
+    import torch
+
     if not path.is_file():
         raise InputError(f"{path}: {missing}")
     try:
@@ -109,11 +160,12 @@ class ModelCard:
     @classmethod
     def from_manifest(cls, manifest: Manifest, train_config: dict) -> ModelCard:
         """A training run's card: the shards' features, window, vocabulary and statistics; its default predictor
-        is the calibrated one when there is a val split to fit a calibration on."""
+        is the events one (calibrated thresholds, smoothed over time) when there is a val split to fit a
+        calibration on."""
         has_val = manifest.splits["val"].samples > 0
         return cls(manifest.features, manifest.window, manifest.n_frames, manifest.instruments,
                    {k: manifest.normalization[k] for k in ("mean", "std")}, train_config,
-                   CALIBRATED if has_val else DEFAULT_PREDICTOR)
+                   EVENTS if has_val else DEFAULT_PREDICTOR)
 
     def to_dict(self) -> dict:
         return {"features": self.features.to_dict(), "window": {**self.window.to_dict(), "n_frames": self.n_frames},
@@ -164,6 +216,8 @@ class Checkpoint:
     def save(self, path: Path) -> None:
         """Atomically; through a file object, so the archive's inner name does not depend on the temporary
         file's name (the same state gives the same bytes)."""
+        import torch
+
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             torch.save(self.to_dict(), fh)
 
@@ -171,30 +225,50 @@ class Checkpoint:
     def load(cls, path: Path) -> Checkpoint:
         """A run folder's best.pt, a shipped model folder's model.pt, or a checkpoint file, validated."""
         path = checkpoint_file(path)
+        verify_shipped(path)
         state = load_torch_file(path, "no checkpoint (give a run folder with best.pt, or a .pt file)",
                                 "not a loadable musicid checkpoint")
-        return cls.from_dict(state, str(path))
+        ckpt = cls.from_dict(state, str(path))
+        check_finite(ckpt.model, path)
+        return ckpt
+
+
+CALIBRATION_FORMAT = 2  # 2 added the event rules; format 1 files load with EventRule.plain per class
 
 
 @dataclass
 class Calibration:
-    """What the fitted predictors need (per-class thresholds and biases), fitted on a val split for exactly one
-    checkpoint (its sha256), and kept as JSON beside it."""
+    """What the fitted predictors need (per-class thresholds, biases and event rules), fitted on a val split
+    for exactly one checkpoint (its sha256), and kept as JSON beside it."""
 
     thresholds: list[float]
     biases: dict[str, list[float]]  # prior (train label frequency), valmean, noise
     fitted_on: str
     fallback_classes: list[str] = field(default_factory=list)  # absent from val: the uniform threshold
     checkpoint_sha256: str = ""
+    events: list[dict] | None = None  # per class, an EventRule (musicid.events); None: the plain rule
+    format: int = CALIBRATION_FORMAT
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def event_rules(self) -> list[EventRule]:
+        """Per class, how its probabilities over time become events (a format-1 calibration: its threshold)."""
+        if self.events is None:
+            return [EventRule.plain(t) for t in self.thresholds]
+        return [EventRule.from_dict(e, "events") for e in self.events]
+
     @classmethod
     def from_dict(cls, d: dict, where: str) -> Calibration:
-        """Validated field by field: 11 finite thresholds in [0, 1] and 11 finite values per bias, so that a
-        damaged file is named instead of silently predicting nothing (or failing to broadcast)."""
+        """Validated field by field: 11 finite thresholds in [0, 1], 11 finite values per bias, and 11 event
+        rules, so that a damaged file is named instead of silently predicting nothing (or failing to
+        broadcast). A format-1 file (no event rules) still loads."""
+        if isinstance(d, dict) and "format" not in d:  # format 1 predates the event rules
+            d = {**d, "format": 1, "events": None}
         cal = from_fields(cls, d, f"{where}: not a musicid calibration")
+        if cal.format not in (1, CALIBRATION_FORMAT):
+            raise InputError(f"{where}: calibration format {cal.format!r}, this musicid reads 1 and "
+                             f"{CALIBRATION_FORMAT}")
         require(cal.biases, BIASES, f"{where}: biases")
         for name, values, low, high in [("thresholds", cal.thresholds, 0.0, 1.0),
                                         *((f"biases.{b}", cal.biases[b], -1.0, 1.0) for b in BIASES)]:
@@ -205,6 +279,11 @@ class Calibration:
             if arr.shape != (N_INSTRUMENTS,) or not np.isfinite(arr).all() or (arr < low).any() or (arr > high).any():
                 raise InputError(f"{where}: {name} must be {N_INSTRUMENTS} numbers in [{low:g}, {high:g}], "
                                  f"found {str(values)[:80]}")
+        if cal.events is not None:
+            if not isinstance(cal.events, list) or len(cal.events) != N_INSTRUMENTS:
+                raise InputError(f"{where}: events must be {N_INSTRUMENTS} rules, found {str(cal.events)[:80]}")
+            for name, rule in zip(NAMES, cal.events, strict=True):
+                EventRule.from_dict(rule, f"{where}: events of {name}")
         return cal
 
     def save(self, checkpoint: Path) -> Path:
@@ -215,13 +294,14 @@ class Calibration:
         return path
 
     @classmethod
-    def load(cls, checkpoint: Path) -> Calibration | None:
-        """The calibration beside a checkpoint, if there is one fitted for exactly this checkpoint."""
+    def load(cls, checkpoint: Path, sha256: str | None = None) -> Calibration | None:
+        """The calibration beside a checkpoint, if there is one fitted for exactly this checkpoint (`sha256`:
+        the checkpoint's, when known without the file, as an ONNX export records it)."""
         path = calibration_file(checkpoint)
         if not path.exists():
             return None
         cal = cls.from_dict(read_json(path, "calibration"), str(path))
-        if cal.checkpoint_sha256 != sha256_file(checkpoint):
+        if cal.checkpoint_sha256 != (sha256 or sha256_file(checkpoint)):
             log.warning("warning: %s was fitted for another version of %s; ignored", path, checkpoint.name)
             return None
         return cal

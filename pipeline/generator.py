@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from musicid.errors import InputError
+
 
 @dataclass(frozen=True)
 class Timbre:
@@ -100,6 +102,48 @@ def voice_notes(name: str, seconds: float, beat: float, rest_p: float, rng: np.r
     return notes
 
 
+OTHER = "other"  # the voice of an instrument outside the 11: played, never labelled
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    """How a recording's parts are set against each other, beyond what the score says. The defaults are what
+    MusicNet's chamber music mostly is: every written part heard within 6 dB of the loudest, over the whole
+    excerpt. Real ensembles also have accompaniment far under the melody, entries and exits, and
+    instruments outside the 11 beside or between the ones to name."""
+
+    spread_db: float = 6.0  # each part's level is drawn within this many dB under the loudest possible
+    entries: float = 0.0  # share of parts that enter late, leave early, or both
+    others: float = 0.0  # share of recordings with one more part, unlabelled, by an instrument outside the 11
+    others_db: float = 0.0  # that part's level: drawn within +-others_db of the labelled parts' mean
+
+    def __post_init__(self):
+        if not (0 <= self.spread_db <= 60 and 0 <= self.entries <= 1 and 0 <= self.others <= 1
+                and 0 <= self.others_db <= 30):
+            raise InputError(f"arrangement: need 0 <= spread_db <= 60, 0 <= entries <= 1, 0 <= others <= 1 and "
+                             f"0 <= others_db <= 30 (got {self})")
+
+    def part_gain(self, rng: np.random.Generator, n_voices: int) -> float:
+        """A part's level (linear), shared by the voices of an ensemble."""
+        return rng.uniform(10 ** (-self.spread_db / 20), 1.0) / np.sqrt(n_voices)
+
+    def part_span(self, rng: np.random.Generator, seconds: float) -> tuple[float, float]:
+        """The stretch of the excerpt a part plays: all of it, or for a share `entries` of parts an entry
+        after 15-60 % of it, an exit before its end, or both."""
+        if not self.entries or rng.uniform() >= self.entries:
+            return 0.0, seconds
+        kind = rng.integers(3)  # 0: enters late, 1: leaves early, 2: both
+        start = rng.uniform(0.15, 0.6) * seconds if kind != 1 else 0.0
+        end = rng.uniform(start / seconds + 0.25, 1.0) * seconds if kind != 0 else seconds
+        return start, min(end, seconds)
+
+
+def within(notes: list[tuple], span: tuple[float, float]) -> list[tuple]:
+    """Notes (start, end, ...) that start inside `span`, cut at its end."""
+    lo, hi = span
+    return [(s, min(e, hi), *rest) for s, e, *rest in notes if lo <= s < hi]
+
+
 @dataclass(frozen=True)
 class ScoreNote:
     name: str  # instrument
@@ -112,8 +156,10 @@ class ScoreNote:
     loudness: float  # linear amplitude, about 0.05-1
 
 
-def score(ensemble: str, seconds: float, rng: np.random.Generator) -> list[ScoreNote]:
-    """The generator's music for one recording: every voice's notes, with rests, silent gaps and dynamics."""
+def score(ensemble: str, seconds: float, rng: np.random.Generator,
+          arrangement: Arrangement = Arrangement()) -> list[ScoreNote]:
+    """The generator's music for one recording: every voice's notes, with rests, silent gaps and dynamics,
+    set against each other by `arrangement`. `Solo other`: a line of an instrument outside the 11 alone."""
     voices = ENSEMBLES[ensemble][1] if ensemble in ENSEMBLES else (ensemble.removeprefix("Solo "),)
     beat = 60.0 / rng.uniform(70, 140)
     rest_p = 0.1 + 0.06 * max(0, len(voices) - 3)
@@ -122,8 +168,10 @@ def score(ensemble: str, seconds: float, rng: np.random.Generator) -> list[Score
     dyn_rate, dyn_phase = rng.uniform(0.03, 0.15), rng.uniform(0, 6.3)
     notes = []
     for name in voices:
-        gain = rng.uniform(0.5, 1.0) / np.sqrt(len(voices))  # parts within 6 dB: each is written to be heard
-        for start, end, pitch, b0, b1, value in voice_notes(name, seconds, beat, rest_p, rng, name == "Piano"):
+        gain = arrangement.part_gain(rng, len(voices))
+        shape = name if name != OTHER else str(rng.choice(list(TIMBRES)))  # an outsider plays some range
+        line = voice_notes(shape, seconds, beat, rest_p, rng, name == "Piano")
+        for start, end, pitch, b0, b1, value in within(line, arrangement.part_span(rng, seconds)):
             for g0, g1 in gaps:  # silent gaps: drop notes starting inside, cut notes running into one
                 if g0 <= start < g1:
                     end = start

@@ -4,9 +4,11 @@ writing a dataset in it (the folder a tool may claim, one recording's files)."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +18,13 @@ import soundfile as sf
 
 from musicid.audio import AUDIO_SUFFIXES
 from musicid.errors import InputError
-from musicid.files import output_folder
+from musicid.files import holding, output_folder
 
 from .labels import LABEL_COLUMNS
 
 FOLDERS = ("train", "test")
 INCOMPLETE = ".musicid-incomplete"  # in a dataset folder while synth or render writes it
+PID_FILE = ".musicid-writer"  # the pid of the synth or render writing a dataset folder
 METADATA = "musicnet_metadata.csv"
 
 
@@ -110,6 +113,19 @@ def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple
         meta.unlink(missing_ok=True)
     marker.write_text(source + "\n")
     return out
+
+
+@contextmanager
+def dataset_writer(out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()) -> Iterator[Path]:
+    """OUT claimed for a dataset (see `claim_dataset_folder`) and held for this writer alone while the block
+    runs: a second synth or render into it is refused, told who holds it."""
+    out = output_folder(out)
+    with holding(out, source, out / PID_FILE):
+        (out / PID_FILE).write_text(f"{os.getpid()}\n")
+        try:
+            yield claim_dataset_folder(out, overwrite, source, columns)
+        finally:
+            (out / PID_FILE).unlink(missing_ok=True)
 
 
 def finish_dataset(out: Path, rows: list[dict], columns: list[str]) -> None:

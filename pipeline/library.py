@@ -1,6 +1,10 @@
 """The instrument library record: the instruments of a library folder (recorded note samples as SFZ
 instruments, and General MIDI SoundFonts) with their licences, as `library.json` lists them, and who may
 play each class. `render` and `synth --engine sampled` play scores with it; `fetch.py` gathers it.
+
+A library is checked whole when it is read: every field of every entry, every file there, and every sample
+an SFZ file plays (inside the library, readable, decodable, of a plausible length), so that a damaged
+instrument is one error naming the sample, never a labelled note played as silence.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from musicid.files import read_json
 from musicid.records import require
 from musicid.vocab import NAMES, OTHER_PROGRAMS, PROGRAM
 
-from .players import KINDS, Player
+from .players import KINDS, Player, check_sfz
 
 LIBRARY_FORMAT = 1
 LIBRARY_FILE = "library.json"
@@ -101,4 +105,6 @@ def load_library(root: Path) -> Library:
             raise InputError(f"{where}: {e.name}: {e.path} is outside the library folder")
         if not path.is_file():
             raise InputError(f"{where}: {e.name}: {path} is missing")
+        if e.kind == "sfz":
+            check_sfz(path, root)
     return lib

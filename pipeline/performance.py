@@ -25,7 +25,7 @@ from musicid.errors import InputError
 from musicid.features import REFERENCE_RATE
 from musicid.vocab import CLASS_OF_PROGRAM, MUSICNET_ID, OTHER_PART_PROGRAM, PROGRAM
 
-from .generator import NOTE_VALUES, TIMBRES, voice_notes
+from .generator import NOTE_VALUES, OTHER, TIMBRES, Arrangement, voice_notes, within
 from .library import Library
 from .players import CHUNK, Note, Player, check_player, play_blocks
 
@@ -220,27 +220,34 @@ def _pass(take: Take, name: str, step, sources: list) -> float:
 
 
 def render_score(notes: list, rng: np.random.Generator, soundfonts: list[Path], varied: bool = True,
-                 library: Library | None = None, others: float = 0.0) -> tuple[Take, list, Variety]:
+                 library: Library | None = None,
+                 arrangement: Arrangement = Arrangement()) -> tuple[Take, list, Variety]:
     """A score of ScoreNotes (the generator's, or an excerpt of a real score) played part by part, each at its
-    mean score loudness, with the same variety as a MIDI file. With `others` > 0 (and a `library`), that
-    share of recordings gets one more part, unlabelled, played by an instrument outside the 11."""
+    mean score loudness, with the same variety as a MIDI file. With a `library`, a share `arrangement.others`
+    of recordings gets one more part, unlabelled, played by an instrument outside the 11, at a level within
+    `arrangement.others_db` of the labelled parts' and over the stretch `arrangement.part_span` gives it.
+    Notes of the voice `OTHER` (a solo of an outsider) are played the same way, unlabelled."""
     import pretty_midi
 
     pm = pretty_midi.PrettyMIDI(initial_tempo=60.0)  # one beat per second: time_to_tick gives the score's seconds
     voices: dict[str, pretty_midi.Instrument] = {}
     levels: dict[int, list[float]] = {}
     for n in notes:
-        inst = voices.setdefault(n.name, pretty_midi.Instrument(program=PROGRAM[n.name]))
+        inst = voices.setdefault(n.name, pretty_midi.Instrument(program=PROGRAM.get(n.name, OTHER_PART_PROGRAM)))
         velocity = int(np.clip(30 + 110 * min(1.0, 2 * n.loudness), 1, 127))
         inst.notes.append(pretty_midi.Note(velocity, n.pitch, n.start, n.end))
         levels.setdefault(inst.program, []).append(n.loudness)
-    if library is not None and others > 0 and rng.uniform() < others:
+    labelled = [n.loudness for n in notes if n.name != OTHER]
+    if library is not None and labelled and arrangement.others > 0 and rng.uniform() < arrangement.others:
         seconds = max(n.end for n in notes)
         shape = str(rng.choice(list(TIMBRES)))  # a line in some instrument's range and manner
         line = voice_notes(shape, seconds, 60.0 / rng.uniform(70, 140), 0.2, rng, False)
-        other = voices.setdefault("other", pretty_midi.Instrument(program=OTHER_PART_PROGRAM))
+        line = within(line, arrangement.part_span(rng, seconds))
+        other = voices.setdefault(OTHER, pretty_midi.Instrument(program=OTHER_PART_PROGRAM))
         other.notes += [pretty_midi.Note(90, p, s0, s1) for s0, s1, p, *_ in line]
-        levels[OTHER_PART_PROGRAM] = [float(np.mean([n.loudness for n in notes]))]
+        spread = arrangement.others_db
+        level = float(np.mean(labelled)) * (10 ** (rng.uniform(-spread, spread) / 20) if spread else 1.0)
+        levels.setdefault(OTHER_PART_PROGRAM, []).append(level)
     pm.instruments = list(voices.values())
     var = Variety.draw(rng, soundfonts, varied)
     rows = vary(pm, var, "unlabelled", rng)

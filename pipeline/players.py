@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,6 +161,46 @@ def _fluidsynth(player: Player, events: list[tuple], total: int) -> Iterator[np.
             yield out.mean(axis=1)
     finally:
         synth.delete()
+
+
+MAX_SAMPLE_S = 120.0  # the longest recorded note a region may play: a longer one is a damaged file or not a note
+_OPCODE = r"(?=\s+[A-Za-z0-9_$]+=|\s*<|\s*$)"  # where an opcode's value ends: the next opcode, header or line end
+_SAMPLE = re.compile(r"(?:^|\s|>)sample=(.+?)" + _OPCODE)
+_DEFAULT_PATH = re.compile(r"(?:^|\s|>)default_path=(.+?)" + _OPCODE)
+
+
+def sfz_samples(sfz: Path) -> list[str]:
+    """The sample file names an SFZ file's regions play (`default_path` applied), as written."""
+    try:
+        text = Path(sfz).read_text(errors="replace")
+    except OSError as exc:
+        raise InputError(f"{sfz}: cannot read the SFZ file ({exc.strerror})") from exc
+    lines = [line.split("//", 1)[0] for line in text.splitlines()]
+    prefix = next((m.group(1).strip() for line in lines for m in _DEFAULT_PATH.finditer(line)), "")
+    return [(prefix + m.group(1).strip()).replace("\\", "/") for line in lines for m in _SAMPLE.finditer(line)]
+
+
+def check_sfz(sfz: Path, root: Path) -> None:
+    """Every sample an SFZ file plays is a recorded sample inside `root` (the library), readable,
+    decodable and at most MAX_SAMPLE_S long; InputError naming the first that is not."""
+    from musicid.audio import probe
+    from musicid.errors import AudioError
+
+    base, top = Path(sfz).parent, Path(root).resolve()
+    for name in dict.fromkeys(sfz_samples(sfz)):
+        where = f"{sfz}: region sample {name!r}"
+        if name.startswith("*"):
+            raise InputError(f"{where} is a generator, not a recorded sample")
+        path = (base / name).resolve()
+        if top not in path.parents:
+            raise InputError(f"{where} is outside the instrument library {root}")
+        try:
+            info = probe(path)
+        except AudioError as exc:
+            raise InputError(f"{where}: {str(exc).split(': ', 1)[-1]}") from exc
+        if info.frames is not None and info.frames > MAX_SAMPLE_S * info.sample_rate:
+            raise InputError(f"{where} lasts {info.frames / info.sample_rate:.0f} s; a note sample is at most "
+                             f"{MAX_SAMPLE_S:.0f} s (a damaged file?)")
 
 
 @cache

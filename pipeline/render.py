@@ -25,7 +25,8 @@ from musicid.errors import InputError
 from musicid.features import REFERENCE_RATE
 from musicid.vocab import NAME_OF_ID
 
-from .layout import INCOMPLETE, claim_dataset_folder, finish_dataset, write_musicnet_recording
+from .generator import Arrangement
+from .layout import INCOMPLETE, dataset_writer, finish_dataset, write_musicnet_recording
 from .library import Library, load_library
 from .performance import (
     MAX_SECONDS,
@@ -38,7 +39,7 @@ from .performance import (
     vary,
 )
 from .players import default_soundfont
-from .scores import SCORE_SUFFIXES, excerpt, read_parts
+from .scores import SCORE_SUFFIXES, Skipped, draw_excerpt, read_parts
 
 log = logging.getLogger("musicid")
 SOURCE = "musicid render"  # the metadata's `source`: how render --overwrite knows a dataset is its own
@@ -51,33 +52,25 @@ META_COLUMNS = ("id", "composer", "composition", "movement", "ensemble", "source
                 "seconds")
 
 
-class SkippedMidi(InputError):
-    """A MIDI file that cannot be rendered; `reason` is the count's name in the summary."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
 def render_file(path: Path, var: Variety, others: str, rng: np.random.Generator,
                 library: Library | None = None) -> tuple[Take, list, Variety]:
     """One MIDI file -> (its take: mono float32 audio at 44.1 kHz, label rows, the variety with its players);
-    SkippedMidi for what cannot be used, a file over MAX_SECONDS included."""
+    Skipped for what cannot be used, a file over MAX_SECONDS included."""
     import pretty_midi
 
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:  # noqa: BLE001 - mido and pretty_midi raise many types for broken files
-        raise SkippedMidi(f"{path}: not a MIDI file that parses ({type(exc).__name__})", "midi_unparsable") from exc
+        raise Skipped(f"{path}: not a MIDI file that parses ({type(exc).__name__})", "midi_unparsable") from exc
     if not any(inst.notes for inst in pm.instruments):
-        raise SkippedMidi(f"{path}: holds no notes", "midi_without_notes")
+        raise Skipped(f"{path}: holds no notes", "midi_without_notes")
     if pm.get_end_time() > MAX_SECONDS:
-        raise SkippedMidi(f"{path}: lasts {pm.get_end_time():.0f} s, over the {MAX_SECONDS:.0f} s a recording may "
+        raise Skipped(f"{path}: lasts {pm.get_end_time():.0f} s, over the {MAX_SECONDS:.0f} s a recording may "
                           "last", "midi_too_long")
     programs = sorted({i.program for i in pm.instruments if not i.is_drum})
     rows = vary(pm, var, others, rng)
     if not rows:
-        raise SkippedMidi(f"{path}: none of its instruments is one of the 11 (GM programs {programs})",
+        raise Skipped(f"{path}: none of its instruments is one of the 11 (GM programs {programs})",
                           "midi_without_musicnet_instruments")
     audio, var = play_parts(pm, var, rng, None, library)
     return audio, rows, var
@@ -105,13 +98,14 @@ class RenderResult:
 def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, test_fraction: float = TEST_FRACTION,
            others: str = OTHERS[0], seed: int = 0, overwrite: bool = False, varied: bool = True,
            library: Path | None = None, corpus: tuple[str, ...] = (), seconds: float = EXCERPT_S,
-           excerpts: int = 1) -> RenderResult:
+           excerpts: int = 1, arrangement: Arrangement = Arrangement()) -> RenderResult:
     """Render MIDI files and scores (files or folders, recursively; `corpus`: music21's corpus by composer)
     into a MusicNet-layout dataset under `out`. A MIDI file is one recording; a score gives `excerpts`
     recordings of `seconds`, each orchestrated anew (see scores.py). `library`: an instrument library folder
     whose players are drawn per part (else `soundfonts`, one per recording). `varied=False` plays each file
-    as written with a dry, unprocessed sound (see Variety.draw). Every argument and input is checked before
-    OUT is touched; a render that renders nothing leaves no dataset behind."""
+    as written with a dry, unprocessed sound (see Variety.draw). `arrangement` sets a score's parts
+    against each other (their balance and entries; see generator.Arrangement). Every argument and input is
+    checked before OUT is touched; a render that renders nothing leaves no dataset behind."""
     require_render_extra()
     if others not in OTHERS:
         raise InputError(f"--others must be one of {', '.join(OTHERS)}, not {others!r}")
@@ -130,47 +124,48 @@ def render(inputs: list[Path], out: Path, soundfonts: list[Path] | None = None, 
     if not files:
         raise InputError(f"no MIDI files ({', '.join(MIDI_SUFFIXES)}) or scores ({', '.join(SCORE_SUFFIXES)}) "
                          "in the given inputs")
-    out = claim_dataset_folder(out, overwrite, SOURCE, ("soundfont", "tempo_scale"))
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(files))
-    n_test = int(round(test_fraction * len(files))) if len(files) > 1 else 0
-    folder_of = {files[i]: "test" if k < n_test else "train" for k, i in enumerate(order)}
-    base = out / "musicnet" / "musicnet"
-    for folder in ("train", "test"):
-        for kind in ("data", "labels"):
-            (base / f"{folder}_{kind}").mkdir(parents=True, exist_ok=True)
-    seeds = np.random.SeedSequence(seed).spawn(len(files))
-    meta, ids, skipped, details, total = [], {"train": [], "test": []}, Counter(), [], 0.0
-    for i, path in enumerate(files):
-        file_rng = np.random.default_rng(seeds[i])
-        is_score, parsed = path.suffix.lower() in SCORE_SUFFIXES, None
-        for k in range(excerpts if is_score else 1):
-            try:
-                if is_score:
-                    parsed = parsed or read_parts(path)  # parsed once for all its excerpts
-                    ensemble, notes = excerpt(path, parsed, seconds, file_rng)
-                    audio, rows, var = render_score(notes, file_rng, fonts, varied, lib)
-                else:
-                    var = Variety.draw(file_rng, fonts, varied)
-                    audio, rows, var = render_file(path, var, others, file_rng, lib)
-            except InputError as exc:
-                reason = exc.reason if isinstance(exc, SkippedMidi) else "scores_unreadable"
-                skipped[reason] += 1
-                details.append(str(exc))
-                log.warning("skipped %s", exc)
-                break
-            rid, folder = f"{i + 1:05d}" + (f"-{k + 1}" if is_score and excerpts > 1 else ""), folder_of[path]
-            write_musicnet_recording(base, folder, rid, audio, REFERENCE_RATE, rows)
-            present = sorted({r[2] for r in rows}, key=list(NAME_OF_ID).index)
-            meta.append({"id": rid, "composer": "", "composition": path.stem, "movement": "",
-                         "ensemble": ensemble if is_score else "+".join(NAME_OF_ID[p] for p in present),
-                         "source": SOURCE, "transcriber": "", "catalog_name": str(path),
-                         "seconds": round(len(audio) / REFERENCE_RATE, 2), "others": others, **asdict(var)})
-            ids[folder].append(rid)
-            total += len(audio) / REFERENCE_RATE
-    if not meta:
-        shutil.rmtree(out / "musicnet")  # made above, empty: nothing for a corrected command to trip on
-        (out / INCOMPLETE).unlink()
-        raise InputError(f"none of the {len(files)} inputs could be rendered: " + "; ".join(details[:3]))
-    finish_dataset(out, meta, [*META_COLUMNS, "others", *(f.name for f in fields(Variety))])
-    return RenderResult(ids, total, skipped, details)
+    with dataset_writer(out, overwrite, SOURCE, ("soundfont", "tempo_scale")) as out:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(files))
+        n_test = int(round(test_fraction * len(files))) if len(files) > 1 else 0
+        folder_of = {files[i]: "test" if k < n_test else "train" for k, i in enumerate(order)}
+        base = out / "musicnet" / "musicnet"
+        for folder in ("train", "test"):
+            for kind in ("data", "labels"):
+                (base / f"{folder}_{kind}").mkdir(parents=True, exist_ok=True)
+        seeds = np.random.SeedSequence(seed).spawn(len(files))
+        meta, ids, skipped, details, total = [], {"train": [], "test": []}, Counter(), [], 0.0
+        for i, path in enumerate(files):
+            file_rng = np.random.default_rng(seeds[i])
+            is_score, parsed = path.suffix.lower() in SCORE_SUFFIXES, None
+            for k in range(excerpts if is_score else 1):
+                try:
+                    if is_score:
+                        parsed = parsed or read_parts(path)  # parsed once for all its excerpts
+                        ensemble, notes = draw_excerpt(path, parsed, seconds, file_rng, arrangement)
+                        audio, rows, var = render_score(notes, file_rng, fonts, varied, lib, arrangement)
+                    else:
+                        var = Variety.draw(file_rng, fonts, varied)
+                        audio, rows, var = render_file(path, var, others, file_rng, lib)
+                except Skipped as exc:
+                    skipped[exc.reason] += 1
+                    details.append(str(exc))
+                    log.warning("skipped %s", exc)
+                    if exc.reason == "score_excerpts_empty":
+                        continue  # the score read: its other excerpts may land on notes
+                    break
+                rid, folder = f"{i + 1:05d}" + (f"-{k + 1}" if is_score and excerpts > 1 else ""), folder_of[path]
+                write_musicnet_recording(base, folder, rid, audio, REFERENCE_RATE, rows)
+                present = sorted({r[2] for r in rows}, key=list(NAME_OF_ID).index)
+                meta.append({"id": rid, "composer": "", "composition": path.stem, "movement": "",
+                             "ensemble": ensemble if is_score else "+".join(NAME_OF_ID[p] for p in present),
+                             "source": SOURCE, "transcriber": "", "catalog_name": str(path),
+                             "seconds": round(len(audio) / REFERENCE_RATE, 2), "others": others, **asdict(var)})
+                ids[folder].append(rid)
+                total += len(audio) / REFERENCE_RATE
+        if not meta:
+            shutil.rmtree(out / "musicnet")  # made above, empty: nothing for a corrected command to trip on
+            (out / INCOMPLETE).unlink()
+            raise InputError(f"none of the {len(files)} inputs could be rendered: " + "; ".join(details[:3]))
+        finish_dataset(out, meta, [*META_COLUMNS, "others", *(f.name for f in fields(Variety))])
+        return RenderResult(ids, total, skipped, details)

@@ -12,7 +12,7 @@ import numpy as np
 
 from musicid.errors import InputError
 
-from .generator import ENSEMBLES, NOTE_VALUES, TIMBRES, ScoreNote
+from .generator import ENSEMBLES, NOTE_VALUES, TIMBRES, Arrangement, ScoreNote, within
 
 SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".krn")
 CORPUS_COMPOSERS = ("haydn", "mozart", "beethoven", "bach", "schumann_robert", "joplin", "handel")
@@ -24,6 +24,16 @@ EXTRA_GROUPS = (("Flute", "Oboe", "Clarinet", "Bassoon"), ("Violin", "Viola", "C
                 ("Violin", "Clarinet", "Horn", "Cello"), ("Flute", "Oboe"), ("Violin", "Cello"),
                 ("Clarinet", "Bassoon"), ("Flute", "Viola", "Contrabass"), ("Oboe", "Horn", "Bassoon"))
 KEYBOARDS = (("Piano", 0.75), ("Harpsichord", 0.25))
+EXCERPT_DRAWS = 5  # excerpts drawn before one that lands in a long rest is given up
+
+
+class Skipped(InputError):
+    """An input (a score, a MIDI file, an excerpt) that cannot be rendered; `reason` is the count's name in
+    the summary."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 TEMPO_BPM = (56.0, 120.0)  # quarter notes per minute, drawn per excerpt: marks are rare in the corpus
 
 
@@ -35,17 +45,30 @@ def _music21():
     return music21
 
 
-def corpus_files(composers: list[str]) -> list[Path]:
-    """music21's corpus scores of these composers (MusicXML and kern; a work in both is taken once)."""
-    corpus = _music21().corpus
+def corpus_composers() -> dict[str, list[Path]]:
+    """music21's corpus by composer (or collection): the folders at the top of its corpus, with their scores
+    (MusicXML and kern). Only these names are composers; no other part of a path is."""
+    music21 = _music21()
+    top = Path(music21.__file__).parent / "corpus"
+    out: dict[str, list[Path]] = {}
+    for p in map(Path, music21.corpus.getCorePaths()):
+        if p.suffix.lower() in SCORE_SUFFIXES and top in p.parents:
+            out.setdefault(p.relative_to(top).parts[0], []).append(p)
+    return out
 
+
+def corpus_files(composers: list[str]) -> list[Path]:
+    """music21's corpus scores of these composers (MusicXML and kern; a work in both is taken once); an
+    unknown name is refused with the valid ones."""
+    known = corpus_composers()
+    unknown = [name for name in composers if name not in known]
+    if unknown:
+        raise InputError(f"--corpus: {unknown[0]!r} is not a composer of music21's corpus; choose from "
+                         f"{', '.join(sorted(known))}")
     files = []
     for name in composers:
-        found = [Path(p) for p in corpus.getComposer(name) if Path(p).suffix.lower() in SCORE_SUFFIXES]
-        if not found:
-            raise InputError(f"music21's corpus has no scores of {name!r}; try {', '.join(CORPUS_COMPOSERS)}")
         by_work = {}
-        for p in sorted(found):
+        for p in sorted(known[name]):
             by_work.setdefault(p.with_suffix(""), p)
         files += by_work.values()
     return files
@@ -59,7 +82,8 @@ def read_parts(path: Path) -> tuple[list[list[tuple[float, float, int]]], bool]:
     try:
         score = converter.parse(str(path), forceSource=True)  # parsed anew: music21's cache is pickle
     except Exception as exc:  # noqa: BLE001 - music21's parsers raise many types for broken files
-        raise InputError(f"{path}: not a score music21 can read ({type(exc).__name__})") from exc
+        raise Skipped(f"{path}: not a score music21 can read ({type(exc).__name__})",
+                           "scores_unreadable") from exc
     parts = list(score.parts) if hasattr(score, "parts") else []
     out = []
     for part in parts:
@@ -121,12 +145,14 @@ def orchestrate(parts: list, keyboard: bool, rng: np.random.Generator) -> tuple[
     return (named[0] if named else "+".join(members)), assigned
 
 
-def excerpt(path: Path, score: tuple[list, bool], seconds: float, rng: np.random.Generator) -> tuple[str, list]:
+def excerpt(path: Path, score: tuple[list, bool], seconds: float, rng: np.random.Generator,
+            arrangement: Arrangement = Arrangement()) -> tuple[str, list]:
     """A seeded excerpt of `seconds` from a score (`read_parts` of `path`) at a drawn tempo, orchestrated, with
-    per-part balance and phrase dynamics as the generator gives its own scores: (ensemble, ScoreNotes)."""
+    per-part balance, phrase dynamics and entries as `arrangement` sets the generator's own scores:
+    (ensemble, ScoreNotes)."""
     parts, keyboard = score
     if not parts:
-        raise InputError(f"{path}: the score holds no notes")
+        raise Skipped(f"{path}: the score holds no notes", "scores_without_notes")
     ensemble, voices = orchestrate(parts, keyboard, rng)
     beat = 60.0 / rng.uniform(*TEMPO_BPM)
     end_ql = max(e for _, notes in voices for _, e, _ in notes)
@@ -135,15 +161,25 @@ def excerpt(path: Path, score: tuple[list, bool], seconds: float, rng: np.random
     dyn_rate, dyn_phase = rng.uniform(0.03, 0.15), rng.uniform(0, 6.3)
     out = []
     for name, notes in voices:
-        gain = rng.uniform(0.5, 1.0) / np.sqrt(len(voices))
-        for s, e, p in notes:
-            start, end = (s - offset) * beat, min((e - offset) * beat, seconds)
+        gain = arrangement.part_gain(rng, len(voices))
+        timed = [((s - offset) * beat, min((e - offset) * beat, seconds), s, e, p) for s, e, p in notes]
+        for start, end, s, e, p in within(timed, arrangement.part_span(rng, seconds)):
             if start < 0 or start >= seconds or end - start < 0.05:
                 continue
             value = min(NOTE_VALUES, key=lambda v: abs(v[0] - (e - s)))[1]
             loud = gain * rng.uniform(0.6, 1.0) * (0.6 + 0.4 * np.sin(2 * np.pi * dyn_rate * start + dyn_phase))
             out.append(ScoreNote(name, start, end, p, round(s - offset, 4), round(e - offset, 4), value,
                                  float(loud)))
-    if not out:
-        raise InputError(f"{path}: no notes in the drawn excerpt")
     return ensemble, sorted(out, key=lambda n: (n.start, n.pitch))
+
+
+def draw_excerpt(path: Path, score: tuple[list, bool], seconds: float, rng: np.random.Generator,
+                 arrangement: Arrangement = Arrangement()) -> tuple[str, list]:
+    """An excerpt with notes: one that lands in a long rest is drawn again, up to EXCERPT_DRAWS times, then
+    given up as `score_excerpts_empty` (the score itself stays counted as read)."""
+    for _ in range(EXCERPT_DRAWS):
+        ensemble, notes = excerpt(path, score, seconds, rng, arrangement)
+        if notes:
+            return ensemble, notes
+    raise Skipped(f"{path}: {EXCERPT_DRAWS} excerpts of {seconds:g} s drawn, each in a rest",
+                       "score_excerpts_empty")

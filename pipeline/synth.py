@@ -18,8 +18,8 @@ from musicid.errors import InputError
 from musicid.features import REFERENCE_RATE
 from musicid.vocab import MUSICNET_ID
 
-from .generator import ENSEMBLES, TIMBRES, Timbre, choose_ensembles, score
-from .layout import claim_dataset_folder, finish_dataset, write_musicnet_recording
+from .generator import ENSEMBLES, OTHER, TIMBRES, Arrangement, Timbre, choose_ensembles, score
+from .layout import dataset_writer, finish_dataset, write_musicnet_recording
 from .library import Library, load_library
 from .performance import MAX_SECONDS, check_soundfont, render_score, require_render_extra
 from .players import default_soundfont
@@ -104,15 +104,16 @@ def render_recording(ensemble: str, seconds: float, rng: np.random.Generator) ->
 
 
 def _write_one(job: tuple, base: Path, seconds: float, engine: str, fonts: list[Path] | None, varied: bool,
-               library: Library | None, others: float) -> dict:
+               library: Library | None, arrangement: Arrangement) -> dict:
     """Render and write one recording (in a worker process); returns its metadata row."""
     folder, rid, ensemble, child_seed = job
     rec_rng = np.random.default_rng(child_seed)
     variety = {}
     if engine == "sampled":
-        audio, rows, var = render_score(score(ensemble, seconds, rec_rng), rec_rng, fonts, varied, library, others)
+        notes = score(ensemble, seconds, rec_rng, arrangement)
+        audio, rows, var = render_score(notes, rec_rng, fonts, varied, library, arrangement)
         variety = {"engine": engine, **asdict(var)}
-    else:
+    else:  # the additive timbres' scores keep their parts' original balance
         audio, rows = render_recording(ensemble, seconds, rec_rng)
     write_musicnet_recording(base, folder, rid, audio, RATE, rows)
     return {"id": rid, "composer": "Synth", "composition": f"Synthetic piece {rid}",
@@ -124,8 +125,8 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
                ensembles: tuple[str, ...] | None = None, overwrite: bool = False,
                engine: str = "additive", soundfonts: list[Path] | None = None,
                varied: bool = True, balanced: bool = False, workers: int = WORKERS,
-               progress: bool = False, library: Path | None = None, others: float = 0.0,
-               solo: float = 0.0) -> dict[str, list[str]]:
+               progress: bool = False, library: Path | None = None, solo: float = 0.0,
+               arrangement: Arrangement = Arrangement(), others_only: float = 0.0) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 
     `ensembles` restricts the menu (names from ENSEMBLES, used in turn); by default recordings are drawn
@@ -136,8 +137,10 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
     `engine`: "additive" (the built-in timbres) or "sampled" (the same scores played by a SoundFont
     synthesizer with recording-condition variety; needs the render extra), which takes `soundfonts` (default:
     the General MIDI bank inside pretty_midi) or an instrument `library` (players drawn per part),
-    `varied` (False: the scores as written, dry) and `others` (the share of recordings with one more part,
-    unlabelled, played by an instrument outside the 11; needs a library).
+    `varied` (False: the scores as written, dry), `arrangement` (the parts' balance and entries, and
+    `others`, the share of recordings with one more part, unlabelled, played by an instrument outside the 11;
+    needs a library) and `others_only` (the share of recordings that are a line of such an instrument
+    alone, with no label at all).
     Each recording has its own seed, so `workers` processes write the same files as one.
     """
     if engine not in ENGINES:
@@ -146,40 +149,46 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
         require_render_extra()
         fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
         lib = load_library(library) if library is not None else None  # read once, handed to the workers
-        if others and library is None:
-            raise InputError("--others needs an instrument library (--library DIR) to play them")
-    elif soundfonts or not varied or library is not None or others:
-        raise InputError("SoundFonts, --library, --others and --no-variety apply to the sampled engine only "
-                         "(--engine sampled)")
+        if (arrangement.others or others_only) and library is None:
+            raise InputError("--others and --others-only need an instrument library (--library DIR) to play them")
+    elif soundfonts or not varied or library is not None or arrangement != Arrangement() or others_only:
+        raise InputError("SoundFonts, --library, --others, --others-only, --spread-db, --entries and --no-variety "
+                         "apply to the sampled engine only (--engine sampled)")
     else:
         fonts, lib = None, None
+    if not 0 <= solo + others_only <= 1:
+        raise InputError(f"--solo and --others-only are shares of the recordings: together at most 1, not "
+                         f"{solo + others_only:g}")
     if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
         raise InputError(f"--seconds must be above 0 and at most {MAX_SECONDS:.0f}, not {seconds}")
     unknown = sorted(set(ensembles or ()) - set(ENSEMBLES))
     if unknown:  # checked first: bad arguments must not cost an existing dataset
         raise InputError(f"unknown ensemble(s) {', '.join(unknown)}; choose from {', '.join(ENSEMBLES)}")
-    out = claim_dataset_folder(out, overwrite, SOURCE)
-    rng = np.random.default_rng(seed)
-    n_test = max(1, round(recordings / 6))
-    plan = {"train": choose_ensembles(recordings - n_test, rng, ensembles, balanced),
-            "test": choose_ensembles(n_test, rng, ensembles, balanced)}
-    if solo:  # its own stream: the other recordings stay as without solos
-        solo_rng = np.random.default_rng([seed, 1])
-        names = list(TIMBRES)
-        plan = {f: [f"Solo {names[solo_rng.integers(len(names))]}" if solo_rng.uniform() < solo else e for e in m]
-                for f, m in plan.items()}
-    base = out / "musicnet" / "musicnet"
-    for folder in plan:
-        (base / f"{folder}_data").mkdir(parents=True, exist_ok=True)
-        (base / f"{folder}_labels").mkdir(parents=True, exist_ok=True)
-    placed = [(folder, ensemble) for folder, members in plan.items() for ensemble in members]
-    seeds = np.random.SeedSequence(seed).spawn(len(placed))
-    jobs = [(folder, str(1000 + i), ensemble, seeds[i]) for i, (folder, ensemble) in enumerate(placed)]
-    one = partial(_write_one, base=base, seconds=seconds, engine=engine, fonts=fonts, varied=varied,
-                  library=lib, others=others)
-    # spawned, not forked: a FluidSynth instance once created in this process (the SoundFont check above)
-    # leaves state behind that deadlocks a forked child's own FluidSynth
-    meta = list(ordered_map(one, jobs, workers, "recordings", progress, start="spawn"))
-    ids = {folder: [rid for f, rid, *_ in jobs if f == folder] for folder in plan}
-    finish_dataset(out, meta, list(meta[0]))
-    return ids
+    with dataset_writer(out, overwrite, SOURCE) as out:
+        rng = np.random.default_rng(seed)
+        n_test = max(1, round(recordings / 6))
+        plan = {"train": choose_ensembles(recordings - n_test, rng, ensembles, balanced),
+                "test": choose_ensembles(n_test, rng, ensembles, balanced)}
+        if solo:  # its own stream: the other recordings stay as without solos
+            solo_rng = np.random.default_rng([seed, 1])
+            names = list(TIMBRES)
+            plan = {f: [f"Solo {names[solo_rng.integers(len(names))]}" if solo_rng.uniform() < solo else e for e in m]
+                    for f, m in plan.items()}
+        if others_only:  # its own stream too
+            other_rng = np.random.default_rng([seed, 2])
+            plan = {f: [f"Solo {OTHER}" if other_rng.uniform() < others_only else e for e in m] for f, m in plan.items()}
+        base = out / "musicnet" / "musicnet"
+        for folder in plan:
+            (base / f"{folder}_data").mkdir(parents=True, exist_ok=True)
+            (base / f"{folder}_labels").mkdir(parents=True, exist_ok=True)
+        placed = [(folder, ensemble) for folder, members in plan.items() for ensemble in members]
+        seeds = np.random.SeedSequence(seed).spawn(len(placed))
+        jobs = [(folder, str(1000 + i), ensemble, seeds[i]) for i, (folder, ensemble) in enumerate(placed)]
+        one = partial(_write_one, base=base, seconds=seconds, engine=engine, fonts=fonts, varied=varied,
+                      library=lib, arrangement=arrangement)
+        # spawned, not forked: a FluidSynth instance once created in this process (the SoundFont check above)
+        # leaves state behind that deadlocks a forked child's own FluidSynth
+        meta = list(ordered_map(one, jobs, workers, "recordings", progress, start="spawn"))
+        ids = {folder: [rid for f, rid, *_ in jobs if f == folder] for folder in plan}
+        finish_dataset(out, meta, list(meta[0]))
+        return ids

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from musicid.cli import command, run
+from musicid.cli import command, new_app, run
 from musicid.errors import MusicidError
 from musicid.pipeline.workers import WORKERS
 from musicid.train.trainer import TrainConfig
@@ -22,7 +22,7 @@ from musicid.train.trainer import TrainConfig
 from . import CONDITIONS, LR
 from . import exe as bin_of
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = new_app()
 
 
 def step(title: str, cmd: list[str], where: str) -> None:

@@ -1,11 +1,16 @@
 """`make model` (`python -m musicid.recipes.model`): the recipe of the shipped model, on the instrument library.
 
-fetch instruments -> synth (generated scores, sampled instruments, others, solos) -> render (music21's corpus:
-quartets, chorales, keyboard music) -> build-shards -> train -> evaluate -> export into musicid/model/.
-Each step runs the real CLI; a step whose stamp (`OUT/.done-<step>`) exists is skipped, so an interrupted
-recipe rerun goes on where it stopped (build-shards and training resume inside their step as well). The
-same seed gives the same data and shards; `--clips DIR` also scores the model on labelled real clips
-(realdev's shape), a figure for the card, never used to choose anything.
+fetch instruments -> synth (generated scores, sampled instruments, outsiders, solos, set against each other
+as real ensembles are) -> render (music21's corpus: quartets, chorales, keyboard music) -> build-shards ->
+train -> evaluate -> export into musicid/model/.
+
+Each step runs the real CLI and, when it finishes, leaves a stamp (`OUT/.done-<step>`, JSON) recording the
+command it ran. A rerun skips a step whose stamp records the same command, so an interrupted recipe goes on
+where it stopped (build-shards and training resume inside their step as well); a step whose settings
+changed, whose stamp records none (a stamp made by hand), or that follows a step that ran again, runs again
+over its earlier outputs, so that the model card always describes what was trained. The same seed gives the
+same data and shards; `--clips DIR` (realdev's shape) and `--mixtures DIR` (realmix-dev's) also score the
+model on real recordings, figures for the card, never used to choose anything.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import typer
 
-from musicid.cli import command, run
+from musicid.cli import command, new_app, run
 from musicid.errors import MusicidError
-from musicid.infer.export import export_model
 from musicid.pipeline.library import load_library
 from musicid.pipeline.scores import CORPUS_COMPOSERS
 from musicid.pipeline.workers import WORKERS
@@ -27,24 +32,70 @@ from musicid.run import SHIPPED
 
 from . import CONDITIONS, LR
 from . import exe as bin_of
+from .export import export_model
 
 COMPOSERS = ",".join(CORPUS_COMPOSERS)
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+# The data and training of the shipped model (README, *On real recordings*: benchmarks/ensembles.py measures
+# the levers): parts set against each other as real ensembles are, outsiders beside and between them.
+SPREAD_DB, ENTRIES, OTHERS, OTHERS_DB, OTHERS_ONLY, SOLO = 15.0, 0.4, 0.5, 6.0, 0.1, 0.3
+EPOCHS = 10
+app = new_app()
 
 
-def step(out: Path, name: str, cmd: list[str]) -> float:
-    """Run one CLI step unless its stamp says it finished; the seconds it took (recorded in the stamp)."""
-    stamp = out / f".done-{name}"
-    if stamp.exists():
-        print(f"=== {name}: done before ({stamp})", flush=True)
-        return float(stamp.read_text())  # the seconds it took then
-    print(f"\n=== {name}\n$ {' '.join(cmd)}", flush=True)
-    t = time.perf_counter()
-    if subprocess.run(cmd).returncode != 0:
-        raise MusicidError(f"recipe step {name} failed; fix the cause and rerun: finished steps are kept")
-    seconds = time.perf_counter() - t
-    stamp.write_text(f"{seconds:.0f}\n")
-    return seconds
+NOT_SETTINGS = ("--workers",)  # options that change how fast a step runs, not what it makes
+
+
+def _settings(cmd: list[str]) -> list[str]:
+    """What a step's stamp records: its command without the environment's paths and without NOT_SETTINGS."""
+    out, skip = [Path(cmd[0]).name], False
+    for arg in cmd[1:]:
+        if skip or arg in NOT_SETTINGS:
+            skip = not skip
+            continue
+        out.append(arg)
+    return out
+
+
+def _read_stamp(stamp: Path) -> dict | None:
+    """A stamp's record, or None when there is none or it records no command (made by hand, damaged)."""
+    try:
+        data = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("command"), list) else None
+
+
+class Steps:
+    """The recipe's steps, in order: each one skipped when its stamp records the command it would run now and
+    no step before it ran in this invocation; otherwise run (again)."""
+
+    def __init__(self, out: Path):
+        self.out, self.ran, self.took = out, False, {}
+
+    def run(self, name: str, cmd: list[str], again: tuple[str, ...] = (), resume: tuple[str, ...] = ()) -> None:
+        """`again`: arguments that make the command start over the outputs of an earlier run of this step;
+        `resume`: arguments that continue an interrupted run of it (when it is not started over)."""
+        stamp = self.out / f".done-{name}"
+        recorded = _read_stamp(stamp)
+        if not self.ran and recorded is not None and recorded["command"] == _settings(cmd):
+            print(f"=== {name}: done before ({stamp}, {recorded.get('seconds', '?')} s)", flush=True)
+            self.took[name] = recorded.get("seconds", 0)
+            return
+        over = self.ran or stamp.exists()
+        if stamp.exists():
+            why = ("a step before it ran again" if self.ran else "its stamp records no command (made by hand?)"
+                   if recorded is None else "its settings changed")
+            print(f"=== {name}: done before, but {why}: running it again", flush=True)
+            stamp.unlink()
+        full = [*cmd, *(again if over else resume)]
+        print(f"\n=== {name}\n$ {' '.join(full)}", flush=True)
+        t = time.perf_counter()
+        if subprocess.run(full).returncode != 0:
+            raise MusicidError(f"recipe step {name} failed; fix the cause and rerun: finished steps are kept, and a "
+                               "step whose settings you change runs again")
+        self.ran = True
+        self.took[name] = round(time.perf_counter() - t)
+        stamp.write_text(json.dumps({"command": _settings(cmd), "seconds": self.took[name]}) + "\n")
 
 
 @app.command()
@@ -57,12 +108,19 @@ def recipe(
     excerpts: int = typer.Option(3, min=1, help="Recordings per corpus score (each orchestrated anew)."),
     excerpt_seconds: float = typer.Option(10.0, min=1.0, help="Seconds per score excerpt."),
     composers: str = typer.Option(COMPOSERS, help="music21 corpus composers to render."),
-    epochs: int = typer.Option(4, min=1),
+    spread_db: float = typer.Option(SPREAD_DB, min=0.0, help="Parts' levels within this many dB (synth, render)."),
+    entries: float = typer.Option(ENTRIES, min=0.0, max=1.0, help="Share of parts entering late or leaving early."),
+    others: float = typer.Option(OTHERS, min=0.0, max=1.0, help="Share of generated recordings with an outsider."),
+    others_only: float = typer.Option(OTHERS_ONLY, min=0.0, max=1.0,
+                                      help="Share of generated recordings of an outsider alone."),
+    epochs: int = typer.Option(EPOCHS, min=1, help="Training epochs."),
     lr: float = typer.Option(LR, min=0.0, help="Peak learning rate."),
-    conditions: float = typer.Option(CONDITIONS, min=0.0, max=1.0, help="Recording-condition augmentation in training."),
-    seed: int = typer.Option(0),
+    conditions: float = typer.Option(CONDITIONS, min=0.0, max=1.0,
+                                     help="Recording-condition augmentation in training."),
+    seed: int = typer.Option(0, help="Seed of the data, the shards and the training."),
     workers: int = typer.Option(WORKERS, min=1, help="Worker processes (data) and DataLoader workers."),
     clips: Path = typer.Option(None, help="Labelled real clips to report on (labels.csv + audio/)."),
+    mixtures: Path = typer.Option(None, help="Real mixtures to report on (audio/ + reference.tsv)."),
 ):
     """Make the shipped model from the instrument library, on this machine's CPUs (or its GPU)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -70,39 +128,49 @@ def recipe(
     lib, synth, scores, shards, runs = (out / n for n in ("instruments", "synth", "scores", "shards", "run"))
     exe = {name: bin_of(name) for name in ("pipeline", "train", "eval")}
     w, s = ["--workers", str(workers)], ["--seed", str(seed)]
-    took = {
-        "fetch": step(out, "fetch", [exe["pipeline"], "instruments", "fetch", str(lib)]),
-        "synth": step(out, "synth", [exe["pipeline"], "synth", str(synth), "--recordings", str(recordings),
-                                     "--seconds", str(seconds), "--engine", "sampled", "--library", str(lib),
-                                     "--balance", "--others", "0.3", "--solo", "0.3", "--overwrite", *w, *s]),
-        "render": step(out, "render", [exe["pipeline"], "render", str(scores), "--corpus", composers, "--library",
-                                       str(lib), "--seconds", str(excerpt_seconds), "--excerpts", str(excerpts),
-                                       "--overwrite", *s]),
-        "shards": step(out, "shards", [exe["pipeline"], "build-shards", str(synth), str(scores), str(shards),
-                                       "--extra-val", "--val-fraction", "0.1", "--shards-per-split", "8", *w, *s]),
-    }
-    resume = ["--resume"] if (runs / "last.pt").exists() else ["--overwrite"]
-    took["train"] = step(out, "train", [exe["train"], "--shards", str(shards), "--out", str(runs), "--epochs",
-                                        str(epochs), "--lr", str(lr), "--conditions", str(conditions), *w, *s,
-                                        *resume])
-    step(out, "eval", [exe["eval"], str(runs), "--shards", str(shards), "--predictor", "calibrated", "--out",
+    arrangement = ["--spread-db", str(spread_db), "--entries", str(entries)]
+    steps = Steps(out)
+    steps.run("fetch", [exe["pipeline"], "instruments", "fetch", str(lib)])
+    steps.run("synth", [exe["pipeline"], "synth", str(synth), "--recordings", str(recordings), "--seconds",
+                        str(seconds), "--engine", "sampled", "--library", str(lib), "--balance", "--others", str(others),
+                        "--others-db", str(OTHERS_DB), "--others-only", str(others_only), "--solo", str(SOLO),
+                        *arrangement, "--overwrite", *w, *s])
+    steps.run("render", [exe["pipeline"], "render", str(scores), "--corpus", composers, "--library", str(lib),
+                         "--seconds", str(excerpt_seconds), "--excerpts", str(excerpts), *arrangement, "--overwrite",
+                         *s])
+    steps.run("shards", [exe["pipeline"], "build-shards", str(synth), str(scores), str(shards), "--extra-val",
+                         "--val-fraction", "0.1", "--shards-per-split", "8", *w, *s], again=("--overwrite",))
+    steps.run("train", [exe["train"], "--shards", str(shards), "--out", str(runs), "--epochs", str(epochs), "--lr",
+                        str(lr), "--conditions", str(conditions), *w, *s], again=("--overwrite",),
+              resume=("--resume",) if (runs / "last.pt").exists() else ())
+    steps.run("eval", [exe["eval"], str(runs), "--shards", str(shards), "--predictor", "calibrated", "--out",
                        str(out / "eval"), "--overwrite"])
     report = json.loads((out / "eval" / "report.json").read_text())["results"]["calibrated"]
     figures = {"test_split": {"what": "the generated test split (sampled instruments)", "mAP": report["mAP"],
                               "macro_f1": report["macro"]["f1"]}}
     if clips is not None:
-        step(out, "clips", [exe["eval"], "clips", str(clips), "--model", str(runs), "--out", str(out / "clips"),
+        steps.run("clips", [exe["eval"], "clips", str(clips), "--model", str(runs), "--out", str(out / "clips"),
                             "--overwrite"])
         c = json.loads((out / "clips" / "clips.json").read_text())
         figures["real_clips"] = {"folder": clips.name, **{k: c[k] for k in ("clips", "top1", "top3", "clip_mAP")},
                                  "per_class_top1": {n: v["top1"] for n, v in c["per_class"].items()},
                                  "others": c["others"]}
-
-    card = {"name": "musicid default", "seed": seed, "recipe": "make model (python -m musicid.recipes.model)",
+    if mixtures is not None:
+        steps.run("mixtures", [exe["eval"], "events", str(mixtures), "--model", str(runs), "--out",
+                               str(out / "mixtures"), "--overwrite"])
+        e = json.loads((out / "mixtures" / "report.json").read_text())
+        figures["real_mixtures"] = {"folder": mixtures.name, "files": e["files"], "segment": e["segment"],
+                                    "event": e["event"], "named_never_playing_per_file":
+                                    e["named_never_playing"]["per_file"], "outsiders_only": e["others_only"]}
+    trained = json.loads((runs / "config.json").read_text())
+    card = {"name": "musicid default", "version": version("musicid"), "seed": seed,
+            "recipe": "make model (python -m musicid.recipes.model)",
             "settings": {"recordings": recordings, "seconds": seconds, "excerpts": excerpts,
-                         "excerpt_seconds": excerpt_seconds, "composers": composers, "epochs": epochs, "lr": lr,
-                         "conditions": conditions},
-            "step_seconds": {k: round(v) for k, v in took.items()},
+                         "excerpt_seconds": excerpt_seconds, "composers": composers, "spread_db": spread_db,
+                         "entries": entries, "others": others, "others_only": others_only},
+            "training": {k: trained[k] for k in ("epochs", "lr", "conditions", "seed", "batch_size", "loss",
+                                                 "steps_per_epoch")},
+            "step_seconds": steps.took,
             "data_sources": load_library(lib).licences()
             + [{"name": "music21 corpus", "instrument": "", "source": f"PyPI music21 ({composers})",
                 "licence": "BSD-3-Clause (music21); public-domain scores",

@@ -85,18 +85,26 @@ def test_cli_outputs_are_well_formed_and_bad_files_reported(solo, tmp_path):
     nan[500] = np.inf
     write_float_wav(inputs / "a-nan.wav", nan, 44100)  # first in order: the files after it still run
     out = tmp_path / "out"
-    r = invoke(app, [tmp_path / "in", src, tmp_path / "nope.wav", "--model", run, "-o", out, "--top-k", "2"])
+    r = invoke(app, [tmp_path / "in", src, tmp_path / "nope.wav", "--model", run, "-o", out])
+    assert r.exit_code == 1 and r.output.strip() == f"error: {tmp_path / 'nope.wav'}: no such file or folder"
+    assert not out.exists()  # a typo is named before the model loads, and nothing is written
+    r = invoke(app, [tmp_path / "in", src, "--model", run, "-o", out, "--top-k", "2"])
     assert r.exit_code == 1
-    assert "broken.wav: not an audio file" in r.output and "a-nan.wav: audio contains NaN" in r.output
-    assert "nope.wav: no such file" in r.output and "3 of 7 file(s) failed" in r.output
+    assert "broken.wav: not audio, or a format we cannot decode" in r.output
+    assert "a-nan.wav: audio contains NaN" in r.output and "2 of 6 file(s) failed" in r.output
     for stem in ("stereo48k", "lame", "film", src.stem):
         rows = list(csv.DictReader(open(out / f"{stem}.instruments.csv")))
-        assert list(rows[0])[:3] == ["start_s", "end_s", "Piano"] and list(rows[0])[-1] == "predicted"
-        assert all(0 <= float(row["Flute"]) <= 1 for row in rows)
+        assert list(rows[0])[:5] == ["start_s", "end_s", "region_start_s", "region_end_s", "Piano"]
+        assert list(rows[0])[-1] == "named" and all(0 <= float(row["Flute"]) <= 1 for row in rows)
         doc = json.loads((out / f"{stem}.instruments.json").read_text())
-        assert doc["duration_s"] == pytest.approx(6.0, abs=0.08) and doc["predictor"] == "calibrated"
+        assert doc["duration_s"] == pytest.approx(6.0, abs=0.08) and doc["predictor"] == "events"
+        assert doc["known_instruments"] == list(NAMES) and doc["hop_s"] == pytest.approx(0.5, abs=0.01)
         for inst in doc["instruments"]:
             assert 0 < inst["share_of_time"] <= 1 and all(0 <= s < e <= 6.1 for s, e in inst["segments"])
+            assert 0 <= inst["mean_probability_named"] <= inst["peak_probability_named"] <= 1
+        events = (out / f"{stem}.events.tsv").read_text().splitlines()
+        assert events[0] == "filename\tonset\toffset\tevent_label"
+        assert len(events) - 1 == sum(len(inst["segments"]) for inst in doc["instruments"])
         assert (out / f"{stem}.instruments.png").stat().st_size > 5000
     # The same music through LAME (VBR, with encoder delay): nearly the same probabilities. Measured mean
     # absolute difference 0.022; the bar sits well above it.
@@ -105,7 +113,7 @@ def test_cli_outputs_are_well_formed_and_bad_files_reported(solo, tmp_path):
     n = min(len(mp3), len(wav))
     assert np.abs(mp3[:n] - wav[:n]).mean() < 0.15
     summary = r.output.split(f"{src}")[1]
-    assert summary.count("% of time") <= 2
+    assert summary.count("% of the time") <= 2 and "The model knows these 11 instruments only" in r.output
 
 
 def test_outputs_never_collide_or_overwrite(solo, tmp_path):
@@ -145,10 +153,11 @@ def test_bias_predictors_work_on_a_fresh_run(solo, tmp_path):
 
 
 def test_missing_model_or_bad_format_is_a_clear_error(solo, tmp_path):
-    r = invoke(app, [tmp_path, "--model", tmp_path / "nope"])
+    src = sorted((solo[1] / "test_data").glob("*.wav"))[0]
+    r = invoke(app, [src, "--model", tmp_path / "nope"])
     assert r.exit_code == 1 and "no checkpoint" in r.output
-    r = invoke(app, [tmp_path, "--model", solo[0], "--format", "gif"])
-    assert r.exit_code == 1 and "--format" in r.output
+    r = invoke(app, [src, "--model", solo[0], "--format", "csv,jsno"])
+    assert r.exit_code == 1 and "unknown 'jsno'" in r.output and "csv, json, png, html, events" in r.output
 
 
 def test_a_checkpoint_without_its_calibration_predicts_with_top3(solo, tmp_path):
@@ -156,6 +165,6 @@ def test_a_checkpoint_without_its_calibration_predicts_with_top3(solo, tmp_path)
     src = sorted((data / "test_data").glob("*.wav"))[0]
     shutil.copy(run / "best.pt", tmp_path / "model.pt")  # the checkpoint alone, mailed without its calibration
     r = invoke(app, [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out", "--format", "json"])
-    assert r.exit_code == 0 and "predicting with top3" in r.output and "top3):" in r.output
+    assert r.exit_code == 0 and "predicting with top3" in r.output and "predictor top3" in r.output
     r = invoke(app, [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out2", "--predictor", "valmean"])
     assert r.exit_code == 1 and "needs a calibration" in r.output

@@ -14,11 +14,11 @@ import musicid.run as shipped
 from musicid.errors import InputError
 from musicid.infer.clips import clips_table, read_clips, score_clips
 from musicid.infer.eval_cli import app as eval_app
-from musicid.infer.export import export_model
 from musicid.infer.loaded import load_run
 from musicid.infer.predict import predict_file
 from musicid.infer.predict_cli import app as predict_app
 from musicid.network import build_model
+from musicid.recipes.export import export_model
 from musicid.run import Checkpoint
 from musicid.vocab import NAMES
 from tests.audio_writers import tone, write_float_wav, write_mp3
@@ -41,7 +41,7 @@ def clips(tmp_path):
 def exported(tiny_run, tmp_path, monkeypatch):
     """The tiny run exported as the package's model (the package's folder swapped for a temporary one)."""
     folder = tmp_path / "model"
-    export_model(tiny_run, folder, {"name": "test", "data_sources": []})
+    export_model(tiny_run, folder, {"name": "test", "version": "1.0", "data_sources": []})
     monkeypatch.setattr(shipped, "SHIPPED", folder)
     return folder
 
@@ -62,10 +62,11 @@ def test_export_halves_the_weights_and_keeps_the_calibration(tiny_run, exported,
 
 def test_predict_and_eval_use_the_shipped_model_by_default(exported, clips, tmp_path):
     pred = predict_file(clips / "audio" / "a.mp3")
-    assert pred.model == str(exported / "model.pt")
+    assert pred.model == "test 1.0"  # named by its card, not by a path on this machine
     r = invoke(predict_app, [clips / "audio" / "a.mp3", "-o", tmp_path / "out", "--format", "json"])
     assert r.exit_code == 0, r.output
-    assert "model.pt" in (tmp_path / "out" / "a.instruments.json").read_text()
+    doc = json.loads((tmp_path / "out" / "a.instruments.json").read_text())
+    assert doc["model"] == "test 1.0" and str(exported) not in json.dumps({k: doc[k] for k in doc if k != "path"})
     r = invoke(eval_app, ["clips", clips, "--out", tmp_path / "rep"])
     assert r.exit_code == 0 and "top-1" in r.output, r.output
     r = invoke(eval_app, ["clips", clips, "--out", tmp_path / "rep"])
@@ -90,10 +91,11 @@ def test_the_package_ships_a_model_that_predicts():
     path = shipped.shipped_model()
     card = shipped.read_card()
     assert path.stat().st_size < 30e6 and card["data_sources"] and card["seed"] == 0
-    run = load_run(path)
-    assert run.calibration is not None
-    probs = run.model.predict_proba(torch.zeros(1, 1, run.card.features.n_mels, run.card.n_frames))
-    assert probs.shape == (1, len(NAMES)) and torch.isfinite(probs).all()
+    for runtime in ("onnx", "torch"):
+        run = load_run(shipped.SHIPPED, runtime=runtime)
+        assert run.calibration is not None and run.name == f"{card['name']} {card['version']}"
+        probs = run.predict_proba(np.zeros((1, 1, run.card.features.n_bins, run.card.n_frames), np.float32))
+        assert probs.shape == (1, len(NAMES)) and np.isfinite(probs).all()
 
 
 def test_clip_scores_follow_the_probabilities(tiny_run, clips):

@@ -52,7 +52,7 @@ def test_one_epoch_writes_run_folder_and_checkpoint(tiny_shards, tmp_path):
     assert row["epoch"] == 1 and row["steps"] > 0 and 0 <= row["val_mAP"] <= 1 and row["bad_shards"] == []
     state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)  # no pickle needed
     assert {"format_version", "model", *CARD_FIELDS} <= set(state) and "thresholds" not in state
-    assert state["default_predictor"] == "calibrated"
+    assert state["default_predictor"] == "events"
     assert state["features"]["n_mels"] == 128 and len(state["normalization"]["mean"]) == 128
     assert [i["name"] for i in state["instruments"]][:3] == ["Piano", "Harpsichord", "Violin"]
     cal = Calibration.load(out / "best.pt")  # the calibration beside it, fitted for exactly this checkpoint

@@ -1,4 +1,5 @@
-"""`musicid-train`: stream shards into ResNet18; one CPU, one GPU, or many through torchrun (DDP)."""
+"""`musicid-train`: stream shards into ResNet18; one CPU, one GPU, or many through torchrun (DDP).
+`musicid-train export RUN`: a run's model as ONNX, for a run trained before runs exported their own."""
 
 from __future__ import annotations
 
@@ -6,19 +7,20 @@ from pathlib import Path
 
 import typer
 
-from musicid.cli import choices, command, run
-from musicid.network import PRECISIONS
+from musicid.cli import DefaultGroup, choices, command, new_app, run
+from musicid.network import PRECISIONS, export_checkpoint
+from musicid.run import checkpoint_file
 
 from .losses import LOSSES
 from .trainer import TrainConfig, Trainer
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = new_app(cls=DefaultGroup, help=__doc__)
 Loss = choices("Loss", LOSSES)
 Precision = choices("Precision", PRECISIONS)
 D = TrainConfig  # defaults are read from the config, declared there once
 
 
-@app.command()
+@app.command("train")
 @command
 def train(
     shards: Path = typer.Option(..., "--shards", help="Shard folder with manifest.json, or a manifest path."),
@@ -73,6 +75,16 @@ def train(
                    f"{best}; run folder {out}")
     elif trainer.dist.is_main:
         typer.echo(f"nothing to do: {out} already has {cfg.epochs} epochs")
+
+
+@app.command("export")
+@command
+def export(
+    run_path: Path = typer.Argument(..., metavar="RUN", help="Run folder (its best.pt) or a checkpoint file."),
+):
+    """Write the ONNX export of a run's model beside its checkpoint (best.pt -> best.onnx), which
+    musicid-predict runs on ONNX Runtime without PyTorch. Training writes it for new runs."""
+    typer.echo(f"wrote {export_checkpoint(checkpoint_file(run_path))}")
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """The training loop: AdamW with warm-up + cosine, equal steps per rank, validation, atomic checkpoints.
 
 Rank 0 writes the run folder: config.json, metrics.jsonl (a line per epoch), last.pt and best.pt (by val
-mAP), and beside each checkpoint the calibration fitted on the val split for it.
+mAP), beside each checkpoint the calibration fitted on the val split for it, and at the end best.onnx, the
+run's model for ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -23,11 +24,31 @@ from tqdm import tqdm
 from musicid.errors import InputError
 from musicid.files import output_folder, write_json_atomic
 from musicid.metrics import macro_f1, per_class_ap
-from musicid.network import DEVICE, DROPOUT, PRECISION, build_model, resolve_device, use_bf16
+from musicid.network import (
+    DEVICE,
+    DROPOUT,
+    PRECISION,
+    build_model,
+    export_checkpoint,
+    predictor,
+    resolve_device,
+    use_bf16,
+)
 from musicid.records import differing_fields
-from musicid.run import BEST, CONFIG, LAST, METRICS, RUN_FILES, Calibration, Checkpoint, ModelCard
+from musicid.run import (
+    BEST,
+    CONFIG,
+    LAST,
+    METRICS,
+    RUN_FILES,
+    THRESHOLD,
+    Calibration,
+    Checkpoint,
+    ModelCard,
+    onnx_file,
+)
 from musicid.shardset import TrainOrder, check_shard_count, loader, log_bad, rank_shards, read_manifest, shard_urls
-from musicid.validation import THRESHOLD, collect_predictions, fit_calibration
+from musicid.validation import collect_predictions, fit_calibration
 
 from . import distributed
 from .augment import SpecAugment, mix_sources, recording_conditions
@@ -221,8 +242,8 @@ class Trainer:
 
     def validate(self) -> tuple[dict, Calibration | None]:
         """Val loss, mAP and macro F1 at the uniform threshold, and the calibration fitted on the same predictions."""
-        val = collect_predictions(self.model, self.val_urls, self.card, self.device,
-                                  workers=min(self.cfg.workers, len(self.val_urls)))
+        predict = predictor(self.model, self.device)
+        val = collect_predictions(predict, self.val_urls, self.card, workers=min(self.cfg.workers, len(self.val_urls)))
         probs, labels = val.probs, val.labels
         if len(probs) == 0:
             return {"val_loss": None, "val_mAP": None, "val_macro_f1": None}, None
@@ -230,8 +251,7 @@ class Trainer:
         bce = float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
         metrics = {"val_loss": round(bce, 5), "val_mAP": round(float(np.nanmean(per_class_ap(probs, labels))), 5),
                    "val_macro_f1": round(macro_f1(probs >= THRESHOLD, labels), 5)}
-        return metrics, fit_calibration(self.model, self.card, self.device, self.manifest, probs, labels,
-                                        f"{self.cfg.shards} val split")
+        return metrics, fit_calibration(predict, self.card, self.manifest, val, f"{self.cfg.shards} val split")
 
     def checkpoint(self, epoch: int, metrics: dict) -> Checkpoint:
         return Checkpoint(self.model.state_dict(), self.card,
@@ -289,6 +309,8 @@ class Trainer:
                          row["samples_per_s"], len(row["bad_shards"]))
             distributed.barrier(self.dist)
             history.append(row)
+        if self.dist.is_main and (history or not onnx_file(self.out / BEST).exists()):
+            export_checkpoint(self.out / BEST)  # the run's model for ONNX Runtime, where prediction runs
         return history
 
     def close(self) -> None:
