@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo model bench bench-models clean
+.PHONY: setup test lint demo model readme bench bench-models clean
 
 setup: $(STAMP)
 
@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/ruff check musicid pipeline train infer tests benchmarks
+	$(BIN)/ruff check musicid pipeline train infer recipes tests benchmarks docs
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check musicid pipeline train infer tests benchmarks
+	$(BIN)/ruff check musicid pipeline train infer recipes tests benchmarks docs
 
 bench: setup
 	$(BIN)/python benchmarks/build_throughput.py
@@ -51,6 +51,10 @@ CLIPS ?=
 MIXTURES ?=
 model: setup
 	$(BIN)/python -m musicid.recipes.model --out build/model $(if $(CLIPS),--clips $(CLIPS)) $(if $(MIXTURES),--mixtures $(MIXTURES))
+
+# The README's first example: its real output and a picture of its page (docs/example-page.png)
+readme: setup
+	$(BIN)/python docs/example.py
 
 clean:
 	rm -rf demo build

@@ -70,7 +70,8 @@ def read_events(path: Path, labels: tuple[str, ...] | None) -> dict[str, list[Ev
         try:
             t0, t1 = float(onset), float(offset)
         except ValueError:
-            raise InputError(f"{where}: onset and offset must be numbers (seconds), found {onset!r}, {offset!r}") from None
+            raise InputError(f"{where}: onset and offset must be numbers (seconds), "
+                             f"found {onset!r}, {offset!r}") from None
         if not (math.isfinite(t0) and math.isfinite(t1)) or t0 < 0 or t0 >= t1:
             raise InputError(f"{where}: needs 0 <= onset < offset, found {onset} and {offset}")
         if labels is not None and label not in labels:
@@ -109,7 +110,8 @@ def _past_end(events: dict[str, list[Event]], durations: dict[str, float], where
     for name, evs in events.items():
         for t0, t1, label in evs:
             if t1 > durations[name] + SEGMENT_S / 10:  # a tenth of a segment: rounding of the list's times
-                raise InputError(f"{where}: {name}: {label} {t0:g}-{t1:g} s ends after the file ({durations[name]:.2f} s)")
+                raise InputError(f"{where}: {name}: {label} {t0:g}-{t1:g} s ends after the file "
+                                 f"({durations[name]:.2f} s)")
 
 
 def _containers(events: dict[str, list[Event]]):

@@ -34,7 +34,8 @@ def _print_version(value: bool) -> None:
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also log details.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error, and the libraries' own words.")]
+Debug = Annotated[bool, typer.Option(
+    "--debug", help="Show the full traceback of an error, and the libraries' own words.")]
 Version = Annotated[bool, typer.Option("--version", help="Print musicid's version and exit.", is_eager=True,
                                        callback=_print_version)]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from musicid.errors import InputError
+from musicid.errors import InputError, MusicidError
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,23 @@ class ScoreNote:
     loudness: float  # linear amplitude, about 0.05-1
 
 
+DRAWS = 10  # a recording's music is drawn again when a draw holds no note at all
+
+
 def score(ensemble: str, seconds: float, rng: np.random.Generator,
           arrangement: Arrangement = Arrangement()) -> list[ScoreNote]:
     """The generator's music for one recording: every voice's notes, with rests, silent gaps and dynamics,
-    set against each other by `arrangement`. `Solo other`: a line of an instrument outside the 11 alone."""
+    set against each other by `arrangement`. `Solo other`: a line of an instrument outside the 11 alone.
+    A sparse line can fall wholly into the silent gaps or outside a late entry: such a draw is made again,
+    so that no recording is silence."""
+    for _ in range(DRAWS):
+        notes = _draw(ensemble, seconds, rng, arrangement)
+        if notes:
+            return notes
+    raise MusicidError(f"{ensemble}: {DRAWS} draws of {seconds:g} s held no note; give it more --seconds")
+
+
+def _draw(ensemble: str, seconds: float, rng: np.random.Generator, arrangement: Arrangement) -> list[ScoreNote]:
     voices = ENSEMBLES[ensemble][1] if ensemble in ENSEMBLES else (ensemble.removeprefix("Solo "),)
     beat = 60.0 / rng.uniform(70, 140)
     rest_p = 0.1 + 0.06 * max(0, len(voices) - 3)

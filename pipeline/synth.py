@@ -176,7 +176,8 @@ def synthesize(out: Path, recordings: int = RECORDINGS, seconds: float = SECONDS
                     for f, m in plan.items()}
         if others_only:  # its own stream too
             other_rng = np.random.default_rng([seed, 2])
-            plan = {f: [f"Solo {OTHER}" if other_rng.uniform() < others_only else e for e in m] for f, m in plan.items()}
+            plan = {f: [f"Solo {OTHER}" if other_rng.uniform() < others_only else e for e in m]
+                    for f, m in plan.items()}
         base = out / "musicnet" / "musicnet"
         for folder in plan:
             (base / f"{folder}_data").mkdir(parents=True, exist_ok=True)

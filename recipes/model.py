@@ -132,7 +132,8 @@ def recipe(
     steps = Steps(out)
     steps.run("fetch", [exe["pipeline"], "instruments", "fetch", str(lib)])
     steps.run("synth", [exe["pipeline"], "synth", str(synth), "--recordings", str(recordings), "--seconds",
-                        str(seconds), "--engine", "sampled", "--library", str(lib), "--balance", "--others", str(others),
+                        str(seconds), "--engine", "sampled", "--library", str(lib), "--balance", "--others",
+                        str(others),
                         "--others-db", str(OTHERS_DB), "--others-only", str(others_only), "--solo", str(SOLO),
                         *arrangement, "--overwrite", *w, *s])
     steps.run("render", [exe["pipeline"], "render", str(scores), "--corpus", composers, "--library", str(lib),

@@ -143,8 +143,8 @@ def test_no_module_imports_one_that_imports_it_back():
             visit(node, [])
 
 
-FOUNDATION = {"musicid.vocab", "musicid.features", "musicid.windows", "musicid.events", "musicid.splits", "musicid.audio",
-              "musicid.errors", "musicid.files", "musicid.records", "musicid.cli"}
+FOUNDATION = {"musicid.vocab", "musicid.features", "musicid.windows", "musicid.events", "musicid.splits",
+              "musicid.audio", "musicid.errors", "musicid.files", "musicid.records", "musicid.cli"}
 ARTIFACTS = {"musicid.shardset", "musicid.run"}
 SHARED = {"musicid.network", "musicid.validation", "musicid.metrics"}  # the model, and what val and eval share
 

@@ -25,7 +25,6 @@ from tests.audio_writers import tone, write_float_wav, write_mp3
 from tests.conftest import invoke
 
 
-
 def _render_extra():
     try:
         import fluidsynth  # noqa: F401
@@ -80,7 +79,8 @@ def test_a_damaged_instrument_is_an_error_naming_the_sample(tmp_path, region, me
     _render_extra()
     from musicid.pipeline.library import load_library
 
-    root = _library(tmp_path / "lib", f"<region> sample=A4.wav lokey=0 hikey=60\n<region> {region} lokey=61 hikey=127\n")
+    root = _library(tmp_path / "lib",
+                    f"<region> sample=A4.wav lokey=0 hikey=60\n<region> {region} lokey=61 hikey=127\n")
     (root / "viol" / "empty.wav").write_bytes(b"")
     (root / "viol" / "notes.txt").write_text("not a sample")
     _lying_wav(root / "viol" / "huge.wav", 0xFFFFFFF0)  # 4 GB claimed, one second held
@@ -155,8 +155,8 @@ def test_damaged_weights_are_one_error_naming_the_file(tiny_run, tmp_path):
     song = write_mp3(tmp_path / "a.mp3", tone(2.0, 44100, 1), 44100, vbr=False)
     for runtime in ("torch", "onnx"):
         if runtime == "onnx":  # an export of the damaged weights: its probabilities are NaN
-            from musicid.network import InstrumentNet, export_onnx
             from musicid.files import sha256_file
+            from musicid.network import InstrumentNet, export_onnx
 
             model = InstrumentNet()
             model.load_state_dict(ckpt.model)
