@@ -30,18 +30,21 @@ from musicid.pipeline.synth import synthesize
 
 
 def prior_way(rec: Recording) -> int:
-    """The prior work's samples: every merged span, cropped/tiled to 10,240 samples, spectrogram each."""
+    """The prior work's samples: every merged span, cropped/tiled to 10,240 samples, spectrogram
+    each."""
     audio, sr = load_audio(rec.audio)  # the prior work cached the last wav loaded
     spans = merge_spans(read_labels(rec.labels, len(audio))[0])
     for start, end in zip(spans.start, spans.end, strict=True):
-        crop = np.resize(audio[start : min(end, start + 10240)], 10240)  # tile a short span up to length
+        # tile a short span up to length
+        crop = np.resize(audio[start : min(end, start + 10240)], 10240)
         spec = power_spectrogram(np.pad(crop, 200, mode="constant"), 400, 200)
         np.repeat(spec[None], 3, axis=0).astype(np.float32)
     return len(spans)
 
 
 def per_window_way(rec: Recording) -> int:
-    """Per-sample crop of the cached wav + our log-mel per sample, for every 1 s window at 0.5 s hop."""
+    """Per-sample crop of the cached wav + our log-mel per sample, for every 1 s window at 0.5 s
+    hop."""
     cfg = LogMel()
     audio, sr = load_audio(rec.audio)
     win, hop = sr, sr // 2
@@ -80,19 +83,31 @@ def main() -> None:
     n_ours = sum(s.samples for s in m.splits.values())
     rng = np.random.default_rng(0)
     start = np.sort(rng.integers(0, 44100 * 600, 10_000))
-    notes = Notes(start, start + rng.integers(2000, 80000, 10_000), rng.integers(0, 11, 10_000),
-                  rng.integers(21, 109, 10_000))
+    notes = Notes(
+        start,
+        start + rng.integers(2000, 80000, 10_000),
+        rng.integers(0, 11, 10_000),
+        rng.integers(21, 109, 10_000),
+    )
     index_s = []
     for _ in range(5):
         t = time.perf_counter()
         merge_spans(notes)
         index_s.append(time.perf_counter() - t)
     print(f"audio: {audio_s / 60:.0f} min synthetic, 2 workers, median of {args.repeats}")
-    for name, runs, n in (("build-shards", ours, n_ours), ("prior work's way", prior, n_spans),
-                          ("per-window crops", window, n_ours)):
-        print(f"{name:<18}{statistics.median(runs):8.0f}x real time  ({n} samples)  runs: {[round(x) for x in runs]}")
-    print(f"speed-up vs prior work's way: {statistics.median(ours) / statistics.median(prior):.1f}x; "
-          f"vs per-window crops: {statistics.median(ours) / statistics.median(window):.1f}x")
+    for name, runs, n in (
+        ("build-shards", ours, n_ours),
+        ("prior work's way", prior, n_spans),
+        ("per-window crops", window, n_ours),
+    ):
+        print(
+            f"{name:<18}{statistics.median(runs):8.0f}x real time  ({n} samples)  runs: "
+            f"{[round(x) for x in runs]}"
+        )
+    print(
+        f"speed-up vs prior work's way: {statistics.median(ours) / statistics.median(prior):.1f}x; "
+        f"vs per-window crops: {statistics.median(ours) / statistics.median(window):.1f}x"
+    )
     print(f"re-index 10,000 notes: {statistics.median(index_s) * 1000:.1f} ms (median of 5)")
 
 

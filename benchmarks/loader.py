@@ -1,10 +1,10 @@
 """Loader throughput and batch diversity, ours vs. the prior work's way, on one synthetic shard set.
 
 Throughput: samples/s delivered to the training loop (no model), 2 DataLoader workers, batch 32.
-  ours:  the WebDataset shard stream (decode .npy, normalise, shuffle buffer, batch).
-  prior: the prior work's way: samples in block order, the last wav cached, crop + log-mel per sample.
-Diversity: mean distinct recordings per batch of 32 for ours, an ideal uniform shuffle, and the prior
-work's block order (samples sorted by recording). Medians of --repeats passes.
+  ours:  the WebDataset shard stream (decode .npy, normalise, shuffle buffer, batch). prior: the
+  prior work's way: samples in block order, the last wav cached, crop + log-mel per sample.
+Diversity: mean distinct recordings per batch of 32 for ours, an ideal uniform shuffle, and the
+prior work's block order (samples sorted by recording). Medians of --repeats passes.
 Usage: python benchmarks/loader.py [--recordings 100 --seconds 30]
 """
 
@@ -51,7 +51,9 @@ class PriorWay(Dataset):
 
 
 def distinct_per_batch(recs: list[str]) -> float:
-    return float(np.mean([len(set(recs[i : i + BATCH])) for i in range(0, len(recs) - BATCH + 1, BATCH)]))
+    return float(
+        np.mean([len(set(recs[i : i + BATCH])) for i in range(0, len(recs) - BATCH + 1, BATCH)])
+    )
 
 
 def main() -> None:
@@ -69,7 +71,9 @@ def main() -> None:
         norm = manifest.normalization
         ours, ours_div = [], []
         for epoch in range(args.repeats):
-            batches = loader(urls, norm["mean"], norm["std"], BATCH, 2, TrainOrder(0, epoch, SHUFFLE_BUFFER))
+            batches = loader(
+                urls, norm["mean"], norm["std"], BATCH, 2, TrainOrder(0, epoch, SHUFFLE_BUFFER)
+            )
             n, div, t = 0, [], time.perf_counter()
             for x, _, infos, _ in batches:
                 n += len(x)
@@ -84,24 +88,38 @@ def main() -> None:
             windows += [(r.audio, s) for s in range(0, n_samples - 44100 + 1, 22050)]
         prior = []
         for _ in range(args.repeats):
-            prior_batches = DataLoader(PriorWay(windows), batch_size=BATCH, num_workers=2, shuffle=False)
+            prior_batches = DataLoader(
+                PriorWay(windows), batch_size=BATCH, num_workers=2, shuffle=False
+            )
             n, t = 0, time.perf_counter()
             for x, _ in prior_batches:
                 n += len(x)
             prior.append(n / (time.perf_counter() - t))
         labels = [str(p) for p, _ in windows]
         rng = np.random.default_rng(0)
-        ideal = statistics.median(distinct_per_batch(list(rng.permutation(labels))) for _ in range(args.repeats))
+        ideal = statistics.median(
+            distinct_per_batch(list(rng.permutation(labels))) for _ in range(args.repeats)
+        )
         block = distinct_per_batch(labels)
     med_ours, med_div = statistics.median(ours), statistics.median(ours_div)
-    print(f"train split: {len(windows)} windows of 1 s from {len(recs)} recordings, 8 shards, 2 workers, "
-          f"batch {BATCH}, median of {args.repeats}")
-    print(f"throughput ours (shard stream):  {med_ours:8.0f} samples/s  runs {[round(x) for x in ours]}")
-    print(f"throughput prior (wav cache):    {statistics.median(prior):8.0f} samples/s  "
-          f"runs {[round(x) for x in prior]}")
+    print(
+        f"train split: {len(windows)} windows of 1 s from {len(recs)} recordings, 8 shards, 2 "
+        "workers, "
+        f"batch {BATCH}, median of {args.repeats}"
+    )
+    print(
+        f"throughput ours (shard stream):  {med_ours:8.0f} samples/s  runs "
+        f"{[round(x) for x in ours]}"
+    )
+    print(
+        f"throughput prior (wav cache):    {statistics.median(prior):8.0f} samples/s  "
+        f"runs {[round(x) for x in prior]}"
+    )
     print(f"speed-up: {med_ours / statistics.median(prior):.1f}x")
-    print(f"distinct recordings per batch of {BATCH}: ours {med_div:.1f}, ideal uniform {ideal:.1f} "
-          f"({100 * med_div / ideal:.0f}% of ideal), prior block order {block:.1f}")
+    print(
+        f"distinct recordings per batch of {BATCH}: ours {med_div:.1f}, ideal uniform {ideal:.1f} "
+        f"({100 * med_div / ideal:.0f}% of ideal), prior block order {block:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""What each ingredient of the shipped model's recipe brings, at equal compute (the same optimiser steps):
+"""What each ingredient of the shipped model's recipe brings, at equal compute (the same optimiser
+steps):
 
   SoundFonts only     generated scores played by the library's three General MIDI SoundFonts
   + real samples      the same scores, each part drawn from recorded samples (SFZ) or a SoundFont
   + real scores       plus music21's Bach chorales orchestrated onto MusicNet's ensembles
   + augmentation      the same data, plus `musicid-train --conditions 0.5`
 
-Every variant is scored on one rendered test split (generated scores played by samples and SoundFonts, the
-"+ real samples" data's test folder: window-level mAP), by its own best val mAP, and with `--clips DIR` on
-labelled real clips (realdev's shape: solo top-1/top-3, clip mAP, highest probability on the other
-instruments). Needs an instrument library (`musicid-pipeline instruments fetch DIR`).
-Usage: python benchmarks/model_variants.py --library build/model/instruments [--clips DIR] [--out DIR]
-(about 16 min on 2 cores with the defaults)
+Every variant is scored on one rendered test split (generated scores played by samples and
+SoundFonts, the "+ real samples" data's test folder: window-level mAP), by its own best val mAP, and
+with `--clips DIR` on labelled real clips (realdev's shape: solo top-1/top-3, clip mAP, highest
+probability on the other instruments). Needs an instrument library (`musicid-pipeline instruments
+fetch DIR`).
+Usage: python benchmarks/model_variants.py --library build/model/instruments [--clips DIR] [--out
+DIR] (about 16 min on 2 cores with the defaults)
 """
 
 from __future__ import annotations
@@ -26,27 +28,54 @@ from musicid.pipeline.library import LIBRARY_FILE
 
 
 def once(out: Path, *args: str) -> Path:
-    """Make `out` with a musicid command unless an earlier run of this benchmark did (with --out)."""
+    """Make `out` with a musicid command unless an earlier run of this benchmark did (with
+    --out)."""
     if not out.exists():
         cli(*args)
     return out
 
 
 def synth(out: Path, library: Path, recordings: int) -> Path:
-    return once(out, "musicid-pipeline", "synth", str(out), "--engine", "sampled", "--library", str(library),
-                "--recordings", str(recordings), "--seconds", "5", "--balance", "--others", "0.3", "--solo", "0.3",
-                "--seed", "0")
+    return once(
+        out,
+        "musicid-pipeline",
+        "synth",
+        str(out),
+        "--engine",
+        "sampled",
+        "--library",
+        str(library),
+        "--recordings",
+        str(recordings),
+        "--seconds",
+        "5",
+        "--balance",
+        "--others",
+        "0.3",
+        "--solo",
+        "0.3",
+        "--seed",
+        "0",
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--library", type=Path, default=Path("build/model/instruments"))
-    ap.add_argument("--clips", type=Path, default=None, help="Labelled real clips (labels.csv + audio/).")
+    ap.add_argument(
+        "--clips", type=Path, default=None, help="Labelled real clips (labels.csv + audio/)."
+    )
     ap.add_argument("--recordings", type=int, default=1200)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--epoch-steps", type=int, default=300, help="Optimiser steps per epoch (batch 32), the same "
-                                                                "for every variant: equal compute.")
-    ap.add_argument("--out", type=Path, default=None, help="Keep everything here (default: a temporary folder).")
+    ap.add_argument(
+        "--epoch-steps",
+        type=int,
+        default=300,
+        help="Optimiser steps per epoch (batch 32), the same for every variant: equal compute.",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="Keep everything here (default: a temporary folder)."
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
@@ -57,36 +86,100 @@ def main() -> None:
         (fonts / LIBRARY_FILE).write_text(json.dumps(lib))
         data_fonts = synth(root / "data-fonts", fonts, args.recordings)
         data_real = synth(root / "data-real", args.library.resolve(), args.recordings)
-        scores = once(root / "scores", "musicid-pipeline", "render", str(root / "scores"), "--corpus", "bach",
-                      "--library", str(args.library.resolve()), "--seconds", "10", "--test-fraction", "0", "--seed",
-                      "0")
+        scores = once(
+            root / "scores",
+            "musicid-pipeline",
+            "render",
+            str(root / "scores"),
+            "--corpus",
+            "bach",
+            "--library",
+            str(args.library.resolve()),
+            "--seconds",
+            "10",
+            "--test-fraction",
+            "0",
+            "--seed",
+            "0",
+        )
         shards = {}
-        for name, roots in (("fonts", [data_fonts]), ("real", [data_real]), ("scores", [data_real, scores])):
-            shards[name] = once(root / f"shards-{name}", "musicid-pipeline", "build-shards", *map(str, roots),
-                                str(root / f"shards-{name}"), "--val-fraction", "0.1", "--shards-per-split", "4",
-                                "--extra-val")
-        variants = {"SoundFonts only": ("fonts", 0.0), "+ real samples": ("real", 0.0),
-                    "+ real scores": ("scores", 0.0), "+ augmentation": ("scores", 0.5)}
+        for name, roots in (
+            ("fonts", [data_fonts]),
+            ("real", [data_real]),
+            ("scores", [data_real, scores]),
+        ):
+            shards[name] = once(
+                root / f"shards-{name}",
+                "musicid-pipeline",
+                "build-shards",
+                *map(str, roots),
+                str(root / f"shards-{name}"),
+                "--val-fraction",
+                "0.1",
+                "--shards-per-split",
+                "4",
+                "--extra-val",
+            )
+        variants = {
+            "SoundFonts only": ("fonts", 0.0),
+            "+ real samples": ("real", 0.0),
+            "+ real scores": ("scores", 0.0),
+            "+ augmentation": ("scores", 0.5),
+        }
         rows = {}
         for name, (data, conditions) in variants.items():
             run = root / "runs" / data / str(conditions)
-            cli("musicid-train", "--shards", str(shards[data]), "--out", str(run), "--epochs", str(args.epochs),
-                "--epoch-steps", str(args.epoch_steps), "--lr", "2e-3", "--conditions", str(conditions), "--overwrite")
-            history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-            row = {"val": max(h["val_mAP"] for h in history),
-                   "test": evaluate(run, shards["real"], "test", root / "eval" / data / str(conditions))["mAP"]}
+            cli(
+                "musicid-train",
+                "--shards",
+                str(shards[data]),
+                "--out",
+                str(run),
+                "--epochs",
+                str(args.epochs),
+                "--epoch-steps",
+                str(args.epoch_steps),
+                "--lr",
+                "2e-3",
+                "--conditions",
+                str(conditions),
+                "--overwrite",
+            )
+            history = [
+                json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+            ]
+            row = {
+                "val": max(h["val_mAP"] for h in history),
+                "test": evaluate(
+                    run, shards["real"], "test", root / "eval" / data / str(conditions)
+                )["mAP"],
+            }
             if args.clips is not None:
                 out = root / "clips" / data / str(conditions)
-                cli("musicid-eval", "clips", str(args.clips), "--model", str(run), "--out", str(out), "--overwrite")
+                cli(
+                    "musicid-eval",
+                    "clips",
+                    str(args.clips),
+                    "--model",
+                    str(run),
+                    "--out",
+                    str(out),
+                    "--overwrite",
+                )
                 c = json.loads((out / "clips.json").read_text())
-                row |= {k: c[k] for k in ("top1", "top3", "clip_mAP")} | {"others": c["others"]["mean_top_probability"]}
+                row |= {k: c[k] for k in ("top1", "top3", "clip_mAP")} | {
+                    "others": c["others"]["mean_top_probability"]
+                }
             rows[name] = row
             print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
-    print(f"\n{args.epochs} x {args.epoch_steps} steps of 32 windows each; test = the rendered test split of the "
-          "'+ real samples' data"
-          + (f"; real clips: {args.clips.name}" if args.clips else ""))
-    heads = ["val mAP (own)", "rendered test mAP"] + (["clips top-1", "top-3", "clip mAP", "others' top p"]
-                                                      if args.clips else [])
+    print(
+        f"\n{args.epochs} x {args.epoch_steps} steps of 32 windows each; test = the rendered test "
+        "split of the "
+        "'+ real samples' data" + (f"; real clips: {args.clips.name}" if args.clips else "")
+    )
+    heads = ["val mAP (own)", "rendered test mAP"] + (
+        ["clips top-1", "top-3", "clip mAP", "others' top p"] if args.clips else []
+    )
     print("| variant | " + " | ".join(heads) + " |")
     print("|---|" + "---|" * len(heads))
     for name, row in rows.items():

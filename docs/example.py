@@ -1,7 +1,8 @@
-"""Regenerate the README's first example from the code as it is: run its command on the example clip, put
-the stdout it prints between the README's example markers, and save a picture of the listening page for
-the same clip as docs/example-page.png (headless Chromium through Playwright; skipped with a note when
-there is none). `make readme`; tests/test_readme.py checks the README against a fresh run."""
+"""Regenerate the README's first example from the code as it is: run its command on the example
+clip, put the stdout it prints between the README's example markers, and save a picture of the
+listening page for the same clip as docs/example-page.png (headless Chromium through Playwright;
+skipped with a note when there is none). `make readme`; tests/test_readme.py checks the README
+against a fresh run."""
 
 from __future__ import annotations
 
@@ -16,17 +17,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 COMMAND = ["musicid-predict", "examples/violin-harpsichord.mp3", "-o", "out"]
-BLOCK = re.compile(r"(<!-- example output: begin -->\n```text\n)(.*?)(```\n<!-- example output: end -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- example output: begin -->\n```text\n)(.*?)(```\n<!-- example output: end -->)", re.S
+)
 
 
 def run_example(work: Path, extra: tuple[str, ...] = ()) -> str:
-    """The example command's stdout, run as the README shows it, from `work` (a folder that gets a link to
-    `examples/` and the command's `out/`)."""
+    """The example command's stdout, run as the README shows it, from `work` (a folder that gets a
+    link to `examples/` and the command's `out/`)."""
     if not (work / "examples").exists():
         (work / "examples").symlink_to(ROOT / "examples")
     exe = Path(sys.executable).with_name(COMMAND[0])
-    done = subprocess.run([str(exe), *COMMAND[1:], *extra], cwd=work, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "100"}, check=True)
+    done = subprocess.run(
+        [str(exe), *COMMAND[1:], *extra],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+        check=True,
+    )
     return done.stdout
 
 
@@ -61,7 +70,9 @@ def main() -> None:
             print("no chromium: docs/example-page.png left as it is")
             return
         run_example(work, ("--format", "html", "--overwrite"))
-        screenshot(work / "out" / "violin-harpsichord.instruments.html", ROOT / "docs" / "example-page.png")
+        screenshot(
+            work / "out" / "violin-harpsichord.instruments.html", ROOT / "docs" / "example-page.png"
+        )
         print(f"{ROOT / 'docs' / 'example-page.png'}: saved")
     finally:
         shutil.rmtree(work)

@@ -1,4 +1,5 @@
-"""Matplotlib for the PNG outputs, imported when a picture is drawn: a timeline without one starts faster."""
+"""Matplotlib for the PNG outputs, imported when a picture is drawn: a timeline without one starts
+faster."""
 
 from __future__ import annotations
 

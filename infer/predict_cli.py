@@ -1,7 +1,7 @@
 """`musicid-predict`: instruments over time for audio files or folders.
 
-Arguments are checked before anything heavy is imported or a model loads: `--help` and mistakes answer at
-once. The model is loaded once for all files."""
+Arguments are checked before anything heavy is imported or a model loads: `--help` and mistakes
+answer at once. The model is loaded once for all files."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ log = logging.getLogger("musicid")
 
 
 def audio_files(inputs: list[Path]) -> tuple[list[Path], int]:
-    """Files as given; folders searched recursively for audio extensions. Returns the files and how many
-    other files the folders held (reported, not silently dropped)."""
+    """Files as given; folders searched recursively for audio extensions. Returns the files and how
+    many other files the folders held (reported, not silently dropped)."""
     out, other = [], 0
     for p in inputs:
         if p.is_dir():
@@ -47,11 +47,16 @@ def audio_files(inputs: list[Path]) -> tuple[list[Path], int]:
 
 
 def output_bases(files: list[Path], out_dir: Path | None) -> dict[Path, Path]:
-    """`<folder>/<stem>` per input, its outputs' base name; inputs that would share one (song.wav and
-    song.flac, or d1/song.wav and d2/song.wav with -o) keep their extension, then their parent folders, in the
-    name."""
+    """`<folder>/<stem>` per input, its outputs' base name; inputs that would share one (song.wav
+    and song.flac, or d1/song.wav and d2/song.wav with -o) keep their extension, then their parent
+    folders, in the name."""
+
     def stem(f: Path, depth: int) -> Path:
-        folders = list(f.resolve().parent.parts[1:])[len(f.resolve().parent.parts) - depth:] if depth > 1 else []
+        folders = (
+            list(f.resolve().parent.parts[1:])[len(f.resolve().parent.parts) - depth :]
+            if depth > 1
+            else []
+        )
         name = "_".join([*folders, f.name]) if depth else f.stem
         return (out_dir or f.parent) / name
 
@@ -63,7 +68,9 @@ def output_bases(files: list[Path], out_dir: Path | None) -> dict[Path, Path]:
             return stems
         for f in clash:
             if depth[f] > len(f.resolve().parts):
-                raise InputError(f"{f}: its outputs would overwrite another input's; give separate -o folders")
+                raise InputError(
+                    f"{f}: its outputs would overwrite another input's; give separate -o folders"
+                )
             depth[f] += 1
 
 
@@ -72,22 +79,30 @@ def check_inputs(inputs: list[Path]) -> None:
     for p in inputs:
         if not p.exists():
             if str(p).lower() in ("true", "false", "yes", "no", "on", "off"):
-                raise InputError(f"{p}: not a file; options such as --overwrite are flags and take no value")
+                raise InputError(
+                    f"{p}: not a file; options such as --overwrite are flags and take no value"
+                )
             raise InputError(f"{p}: no such file or folder")
 
 
 def summary_lines(pred: Prediction, top_k: int) -> list[str]:
-    """What stdout says about one file: the instruments named, how sure the model is while naming them, the
-    runner-ups when at most one is named."""
+    """What stdout says about one file: the instruments named, how sure the model is while naming
+    them, the runner-ups when at most one is named."""
     found = pred.summary()[: top_k or None]
-    lines = [f"  {r['name']:<12} named {100 * r['share_of_time']:5.1f}% of the time   probability while named: "
-             f"mean {r['mean_probability_named']:.2f}, peak {r['peak_probability_named']:.2f}" for r in found]
+    lines = [
+        f"  {r['name']:<12} named {100 * r['share_of_time']:5.1f}% of the time   probability while "
+        "named: "
+        f"mean {r['mean_probability_named']:.2f}, peak {r['peak_probability_named']:.2f}"
+        for r in found
+    ]
     if not found:
         lines.append("  no instrument named")
     below = pred.runner_ups()
     if below:
-        lines.append("  below the threshold: " + ", ".join(f"{r['name']} (peak {r['peak_probability']:.2f})"
-                                                          for r in below))
+        lines.append(
+            "  below the threshold: "
+            + ", ".join(f"{r['name']} (peak {r['peak_probability']:.2f})" for r in below)
+        )
     return lines
 
 
@@ -95,26 +110,54 @@ def summary_lines(pred: Prediction, top_k: int) -> list[str]:
 @command
 def predict_cmd(
     inputs: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
-    model: Path = typer.Option(None, "--model", help="A run folder, checkpoint (.pt) or ONNX export (default: the "
-                                                     "model shipped in the package)."),
-    out: Path = typer.Option(None, "-o", "--out", "--out-dir", help="Output folder (default: next to each input)."),
-    predictor: Predictor = typer.Option(None, help="How probabilities become named instruments (default: the "
-                                                   f"model's, events). {describe(TIMELINE)}."),
-    hop: float = typer.Option(None, min=0.01, help="Seconds between windows (default: the model's, 0.5)."),
-    formats: str = typer.Option(DEFAULT_FORMATS, "--format", help=f"Comma-separated, of {', '.join(FORMATS)} "
-                                "(events: a tab-separated event list; html: a page to listen along, with index.html "
-                                "for several inputs)."),
-    embed_audio: bool = typer.Option(False, "--embed-audio", help="html: put the audio inside the page (Ogg/Opus, "
-                                     "at most 20 min) so it can be mailed (default: a relative link to the input)."),
-    top_k: int = typer.Option(0, min=0, help="List at most K instruments per file on stdout (default 0: all)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist."),
-    runtime: Runtime = typer.Option(RUNTIMES[0], help="auto: ONNX Runtime where the model has an ONNX export, "
-                                                      "else PyTorch; onnx or torch to insist."),
+    model: Path = typer.Option(
+        None,
+        "--model",
+        help="A run folder, checkpoint (.pt) or ONNX export (default: the "
+        "model shipped in the package).",
+    ),
+    out: Path = typer.Option(
+        None, "-o", "--out", "--out-dir", help="Output folder (default: next to each input)."
+    ),
+    predictor: Predictor = typer.Option(
+        None,
+        help="How probabilities become named instruments (default: the "
+        f"model's, events). {describe(TIMELINE)}.",
+    ),
+    hop: float = typer.Option(
+        None, min=0.01, help="Seconds between windows (default: the model's, 0.5)."
+    ),
+    formats: str = typer.Option(
+        DEFAULT_FORMATS,
+        "--format",
+        help=f"Comma-separated, of {', '.join(FORMATS)} "
+        "(events: a tab-separated event list; html: a page to listen along, with index.html "
+        "for several inputs).",
+    ),
+    embed_audio: bool = typer.Option(
+        False,
+        "--embed-audio",
+        help="html: put the audio inside the page (Ogg/Opus, "
+        "at most 20 min) so it can be mailed (default: a relative link to the input).",
+    ),
+    top_k: int = typer.Option(
+        0, min=0, help="List at most K instruments per file on stdout (default 0: all)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace outputs that already exist."
+    ),
+    runtime: Runtime = typer.Option(
+        RUNTIMES[0],
+        help="auto: ONNX Runtime where the model has an ONNX export, "
+        "else PyTorch; onnx or torch to insist.",
+    ),
     device: str = typer.Option(DEVICE, help=f"PyTorch only: {' | '.join(DEVICES)}."),
-    chunk: float = typer.Option(CHUNK_S, min=1.0, help=f"Seconds of audio decoded at a time (default {CHUNK_S:g})."),
+    chunk: float = typer.Option(
+        CHUNK_S, min=1.0, help=f"Seconds of audio decoded at a time (default {CHUNK_S:g})."
+    ),
 ):
-    """Which instruments play, and when: a summary per file on stdout, and per file a CSV, JSON and PNG
-    timeline, an event list and a listening page, as --format asks."""
+    """Which instruments play, and when: a summary per file on stdout, and per file a CSV, JSON and
+    PNG timeline, an event list and a listening page, as --format asks."""
     wanted = check_formats([f.strip() for f in formats.split(",") if f.strip()])
     check_inputs(inputs)
     files, other = audio_files(inputs)
@@ -125,17 +168,23 @@ def predict_cmd(
     if out:
         output_folder(out)
     bases = output_bases(files, out)
-    index = (out or Path(os.path.commonpath([b.parent.resolve() for b in bases.values()]))) / "index.html"
+    index = (
+        out or Path(os.path.commonpath([b.parent.resolve() for b in bases.values()]))
+    ) / "index.html"
     with_index = "html" in wanted and len(files) > 1
-    refuse_existing([output_file(b, fmt) for b in bases.values() for fmt in wanted] + [index] * with_index,
-                    overwrite)
+    refuse_existing(
+        [output_file(b, fmt) for b in bases.values() for fmt in wanted] + [index] * with_index,
+        overwrite,
+    )
     r = load_run(resolve_model(model), device, runtime.value)
     chosen = predictor.value if predictor else default_predictor(r)
     check_predictor(chosen, r.calibration, TIMELINE)
     failed, pages = 0, []
     for path in files:
         try:
-            pred = predict_and_save(path, bases[path], wanted, r, chosen, hop, chunk, embed_audio, overwrite)
+            pred = predict_and_save(
+                path, bases[path], wanted, r, chosen, hop, chunk, embed_audio, overwrite
+            )
         except AudioError as exc:
             failed += 1
             typer.secho(f"FAILED {exc}", fg=typer.colors.RED, err=True)

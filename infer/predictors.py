@@ -2,10 +2,11 @@
 
 Per window (evaluation on shards scores these):
 - `topN`: the N most probable instruments.
-- `threshold`: probability >= t, with the most probable instrument always on (the prior work's rule).
+- `threshold`: probability >= t, with the most probable instrument always on (the prior work's
+  rule).
 - `prior`, `valmean`, `noise`: the same rule on bias-corrected scores p - b (on when p - b > 0, the
-  best-corrected instrument always on); b is the train label frequency, the mean validation prediction,
-  or the mean prediction on white-noise input.
+  best-corrected instrument always on); b is the train label frequency, the mean validation
+  prediction, or the mean prediction on white-noise input.
 - `calibrated`: per-class thresholds that maximise each class's F1 on validation.
 - `hybrid`: the calibrated thresholds, but at least one and at most `max_instruments` instruments on
   (ranked by margin above threshold).
@@ -28,13 +29,16 @@ FITTED = (*BIASED, CALIBRATED, "hybrid")  # need a calibration fitted on validat
 NAMES = tuple(f"top{n}" for n in range(1, N_INSTRUMENTS + 1)) + ("threshold", *FITTED)  # per window
 TIMELINE = (*NAMES, EVENTS)  # what a timeline (musicid-predict) may use
 MAX_INSTRUMENTS = 3  # the `hybrid` predictor's ceiling
-HELP = {"topN": "the N most probable instruments in each window",
-        "threshold": "probability at least --threshold (0.5), the most probable always named",
-        "prior, valmean, noise": "the prior work's: probability minus a bias (train frequency, mean val "
-                                 "prediction, mean prediction on noise) above 0",
-        CALIBRATED: "per-instrument thresholds fitted on validation, window by window",
-        "hybrid": "calibrated, but at least 1 and at most 3 instruments per window",
-        EVENTS: "calibrated thresholds smoothed over time (events fitted on validation)"}
+HELP = {
+    "topN": "the N most probable instruments in each window",
+    "threshold": "probability at least --threshold (0.5), the most probable always named",
+    "prior, valmean, "
+    "noise": "the prior work's: probability minus a bias (train frequency, mean val "
+    "prediction, mean prediction on noise) above 0",
+    CALIBRATED: "per-instrument thresholds fitted on validation, window by window",
+    "hybrid": "calibrated, but at least 1 and at most 3 instruments per window",
+    EVENTS: "calibrated thresholds smoothed over time (events fitted on validation)",
+}
 
 
 def describe(names: tuple[str, ...]) -> str:
@@ -61,12 +65,20 @@ def check_predictor(name: str, cal: Calibration | None, allowed: tuple[str, ...]
     if name not in allowed:
         raise InputError(f"unknown predictor {name!r}; choose one of {', '.join(allowed)}")
     if name in (*FITTED, EVENTS) and cal is None:
-        raise InputError(f"predictor {name!r} needs a calibration fitted on a val split, and this model has none "
-                         "(musicid-train writes one beside each checkpoint it saves)")
+        raise InputError(
+            f"predictor {name!r} needs a calibration fitted on a val split, and this model has "
+            "none "
+            "(musicid-train writes one beside each checkpoint it saves)"
+        )
 
 
-def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, threshold: float = THRESHOLD,
-            max_instruments: int = MAX_INSTRUMENTS) -> np.ndarray:
+def predict(
+    name: str,
+    probs: np.ndarray,
+    cal: Calibration | None = None,
+    threshold: float = THRESHOLD,
+    max_instruments: int = MAX_INSTRUMENTS,
+) -> np.ndarray:
     """Boolean [N, 11] instrument sets for the window predictor `name`."""
     check_predictor(name, cal)
     if name.startswith("top"):
@@ -87,9 +99,11 @@ def predict(name: str, probs: np.ndarray, cal: Calibration | None = None, thresh
     return on
 
 
-def predict_timeline(name: str, probs: np.ndarray, edges: np.ndarray, cal: Calibration | None) -> np.ndarray:
-    """Instrument sets [W, 11] of one recording's windows in time order (`edges`: the regions they stand for):
-    the events rule over time, or any window predictor window by window."""
+def predict_timeline(
+    name: str, probs: np.ndarray, edges: np.ndarray, cal: Calibration | None
+) -> np.ndarray:
+    """Instrument sets [W, 11] of one recording's windows in time order (`edges`: the regions they
+    stand for): the events rule over time, or any window predictor window by window."""
     check_predictor(name, cal, TIMELINE)
     return decode(probs, edges, cal.event_rules()) if name == EVENTS else predict(name, probs, cal)
 

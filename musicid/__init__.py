@@ -2,11 +2,10 @@
 
 The public Python API, imported lazily so that `import musicid` stays light:
 
-    import musicid
-    pred = musicid.predict_file("song.mp3")                  # the shipped model; or a run folder, a checkpoint
-    musicid.predict_and_save("song.mp3", "out/song", ["csv", "png"])  # out/song.csv, out/song.png
-    run = musicid.load_run("runs/bce")
-    result = musicid.build_shards("data/musicnet", "shards", musicid.BuildConfig())  # result.manifest
+    import musicid pred = musicid.predict_file("song.mp3")                  # the shipped model; or
+    a run folder, a checkpoint musicid.predict_and_save("song.mp3", "out/song", ["csv", "png"])  #
+    out/song.csv, out/song.png run = musicid.load_run("runs/bce") result =
+    musicid.build_shards("data/musicnet", "shards", musicid.BuildConfig())  # result.manifest
 """
 
 from importlib import import_module

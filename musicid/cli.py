@@ -1,6 +1,6 @@
-"""What every musicid command shares: one-line errors (exit 1, traceback only with --debug), -v/-q logging,
---version, plain help (flags shown as flags), and a command group whose first command runs when no command
-name is given."""
+"""What every musicid command shares: one-line errors (exit 1, traceback only with --debug), -v/-q
+logging, --version, plain help (flags shown as flags), and a command group whose first command runs
+when no command name is given."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from .errors import InputError, MusicidError
 _debug = False
 
 
-
 def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version
@@ -34,19 +33,34 @@ def _print_version(value: bool) -> None:
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also log details.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")]
-Debug = Annotated[bool, typer.Option(
-    "--debug", help="Show the full traceback of an error, and the libraries' own words.")]
-Version = Annotated[bool, typer.Option("--version", help="Print musicid's version and exit.", is_eager=True,
-                                       callback=_print_version)]
+Debug = Annotated[
+    bool,
+    typer.Option(
+        "--debug", help="Show the full traceback of an error, and the libraries' own words."
+    ),
+]
+Version = Annotated[
+    bool,
+    typer.Option(
+        "--version",
+        help="Print musicid's version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+]
 
 
 def new_app(**kwargs) -> typer.Typer:
-    """A command-line app as every musicid command is one: plain help, so flags read as flags (no `<bool>`)."""
-    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)
+    """A command-line app as every musicid command is one: plain help, so flags read as flags (no
+    `<bool>`)."""
+    return typer.Typer(
+        add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs
+    )
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    """Messages about the work (progress, warnings) go to stderr through `logging`; results go to stdout."""
+    """Messages about the work (progress, warnings) go to stderr through `logging`; results go to
+    stdout."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
 
@@ -54,12 +68,25 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
 def command(fn):
     """Give a command the common -v/-q/--debug options and set up logging before it runs."""
     sig = inspect.signature(fn)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ann)
-             for name, ann in (("verbose", Verbose), ("quiet", Quiet), ("debug", Debug), ("version", Version))]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ann)
+        for name, ann in (
+            ("verbose", Verbose),
+            ("quiet", Quiet),
+            ("debug", Debug),
+            ("version", Version),
+        )
+    ]
 
     @functools.wraps(fn)
-    def wrapper(*args, verbose: bool = False, quiet: bool = False, debug: bool = False, version: bool = False,
-                **kwargs):
+    def wrapper(
+        *args,
+        verbose: bool = False,
+        quiet: bool = False,
+        debug: bool = False,
+        version: bool = False,
+        **kwargs,
+    ):
         global _debug
         _debug = debug
         setup_logging(verbose or debug, quiet)
@@ -73,7 +100,8 @@ def command(fn):
 
 
 def run(app: typer.Typer, prog_name: str, args: list[str] | None = None) -> None:
-    """Run a Typer app; a user's mistake (bad option, missing file, bad input) is one `error:` line, exit 1."""
+    """Run a Typer app; a user's mistake (bad option, missing file, bad input) is one `error:` line,
+    exit 1."""
     try:
         code = app(args=args, prog_name=prog_name, standalone_mode=False)
     except typer.TyperException as exc:  # usage: unknown option, bad choice, missing argument
@@ -98,7 +126,9 @@ def _describe(exc: Exception) -> str:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message.splitlines()[0] if message else 'failed'}", fg=typer.colors.RED, err=True)
+    typer.secho(
+        f"error: {message.splitlines()[0] if message else 'failed'}", fg=typer.colors.RED, err=True
+    )
     sys.exit(code)
 
 
@@ -108,7 +138,8 @@ def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 
 class DefaultGroup(TyperGroup):
-    """A group whose first command also runs without its name: `musicid-eval RUN ...` = `musicid-eval run RUN ...`."""
+    """A group whose first command also runs without its name: `musicid-eval RUN ...` =
+    `musicid-eval run RUN ...`."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):

@@ -1,10 +1,12 @@
-"""The errors a user can act on. The CLIs print their message as one line and exit 1; anything else is a bug."""
+"""The errors a user can act on. The CLIs print their message as one line and exit 1; anything else
+is a bug."""
 
 from __future__ import annotations
 
 
 class MusicidError(Exception):
-    """A problem with what the user gave (a file, a folder, an option); the message names it and says what is wrong."""
+    """A problem with what the user gave (a file, a folder, an option); the message names it and
+    says what is wrong."""
 
 
 class InputError(MusicidError):
@@ -12,4 +14,5 @@ class InputError(MusicidError):
 
 
 class AudioError(MusicidError):
-    """An audio file that cannot be used: missing, unreadable, truncated, or holding NaN/inf samples."""
+    """An audio file that cannot be used: missing, unreadable, truncated, or holding NaN/inf
+    samples."""

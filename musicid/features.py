@@ -1,16 +1,17 @@
 """The features, shared by shard building and prediction: one function computes them for both.
 
-A feature kind is a frozen config dataclass that declares what every part needs of it: its settings (the
-manifest and each checkpoint record them), its frame rate and bin count, how it is computed over a whole
-signal (`compute`) and over a signal fed in chunks (`stream`), and, for augmentation in the power domain,
-its inverse (`to_power`, `from_power`). Kinds register themselves by name (`register`), so another kind (a
-CQT, say) is one new class here, and a record names its kind (`kind`; old records without one are log-mel).
+A feature kind is a frozen config dataclass that declares what every part needs of it: its settings
+(the manifest and each checkpoint record them), its frame rate and bin count, how it is computed
+over a whole signal (`compute`) and over a signal fed in chunks (`stream`), and, for augmentation in
+the power domain, its inverse (`to_power`, `from_power`). Kinds register themselves by name
+(`register`), so another kind (a CQT, say) is one new class here, and a record names its kind
+(`kind`; old records without one are log-mel).
 
-The log-mel: audio at any rate resampled (soxr) to `sample_rate`, a centred STFT with a periodic Hann
-window, a Slaney mel filterbank and 10·log10 power (dB, floor `amin`) give float32 [n_mels, n_frames];
-frame k is centred on sample k·hop_length of the resampled signal. Written with numpy alone (the same
-arithmetic as librosa's `stft` and `filters.mel`, tested against them), so that prediction needs neither
-librosa nor its dependencies.
+The log-mel: audio at any rate resampled (soxr) to `sample_rate`, a centred STFT with a periodic
+Hann window, a Slaney mel filterbank and 10·log10 power (dB, floor `amin`) give float32 [n_mels,
+n_frames]; frame k is centred on sample k·hop_length of the resampled signal. Written with numpy
+alone (the same arithmetic as librosa's `stft` and `filters.mel`, tested against them), so that
+prediction needs neither librosa nor its dependencies.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def features_from_dict(d: dict) -> Features:
         raise InputError(f"feature config: expected a JSON object, found {type(d).__name__}")
     kind = d.get("kind", LogMel.kind)
     if kind not in FEATURE_KINDS:
-        raise InputError(f"feature config: unknown kind {kind!r}; known: {', '.join(FEATURE_KINDS)}")
+        raise InputError(
+            f"feature config: unknown kind {kind!r}; known: {', '.join(FEATURE_KINDS)}"
+        )
     return from_fields(FEATURE_KINDS[kind], d, "feature config")
 
 
@@ -95,7 +98,8 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """Slaney-normalised triangular mel filters [n_mels, 1 + n_fft // 2] (librosa's `filters.mel` default)."""
+    """Slaney-normalised triangular mel filters [n_mels, 1 + n_fft // 2] (librosa's `filters.mel`
+    default)."""
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     ramps = np.subtract.outer(edges, freqs)
@@ -114,7 +118,8 @@ def _hann(n_fft: int) -> np.ndarray:
 
 
 def power_spectrogram(padded: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """|STFT|² [1 + n_fft // 2, frames] of every whole frame of a signal (no centring), in float32."""
+    """|STFT|² [1 + n_fft // 2, frames] of every whole frame of a signal (no centring), in
+    float32."""
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
     out = np.empty((n_fft // 2 + 1, len(frames)), dtype=np.float32)
     for b in range(0, len(frames), STFT_BLOCK):
@@ -143,8 +148,10 @@ class LogMel:
         if self.fmax is None:
             object.__setattr__(self, "fmax", self.sample_rate / 2)
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
-            raise InputError(f"features: need 0 <= fmin < fmax <= sample_rate / 2, got fmin {self.fmin}, "
-                             f"fmax {self.fmax}, sample_rate {self.sample_rate}")
+            raise InputError(
+                f"features: need 0 <= fmin < fmax <= sample_rate / 2, got fmin {self.fmin}, "
+                f"fmax {self.fmax}, sample_rate {self.sample_rate}"
+            )
 
     @property
     def frame_rate(self) -> float:
@@ -155,8 +162,10 @@ class LogMel:
         return self.n_mels
 
     def describe(self) -> str:
-        return (f"log-mel {self.n_mels} bins @ {self.sample_rate} Hz, n_fft {self.n_fft}, "
-                f"hop {self.hop_length}")
+        return (
+            f"log-mel {self.n_mels} bins @ {self.sample_rate} Hz, n_fft {self.n_fft}, "
+            f"hop {self.hop_length}"
+        )
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, **asdict(self), "log_scaling": self.LOG_SCALING}
@@ -165,7 +174,8 @@ class LogMel:
         """Log-mel of every whole frame of an already centre-padded signal at the feature rate."""
         power = power_spectrogram(padded, self.n_fft, self.hop_length)
         basis = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)
-        with threadpool_limits(1):  # one BLAS thread: the same bits whatever the machine's thread count
+        # one BLAS thread: the same bits whatever the machine's thread count
+        with threadpool_limits(1):
             mel = basis @ power
         return self.from_power(mel).astype(np.float32)
 
@@ -187,15 +197,19 @@ class LogMel:
 
 
 class LogMelStream:
-    """`LogMel.compute` over a signal fed in chunks, in bounded memory: push chunks, get the frames they
-    complete. Frames equal the whole-signal ones exactly at the feature rate; at other rates, up to the
-    streaming resampler's difference from the one-shot one."""
+    """`LogMel.compute` over a signal fed in chunks, in bounded memory: push chunks, get the frames
+    they complete. Frames equal the whole-signal ones exactly at the feature rate; at other rates,
+    up to the streaming resampler's difference from the one-shot one."""
 
     def __init__(self, sr: int, cfg: LogMel):
         self.cfg = cfg
-        self.resampler = None if sr == cfg.sample_rate else soxr.ResampleStream(sr, cfg.sample_rate, 1,
-                                                                               dtype="float32", quality="HQ")
-        self.buf = np.zeros(cfg.n_fft // 2, dtype=np.float32)  # the centre padding before the first frame
+        self.resampler = (
+            None
+            if sr == cfg.sample_rate
+            else soxr.ResampleStream(sr, cfg.sample_rate, 1, dtype="float32", quality="HQ")
+        )
+        # the centre padding before the first frame
+        self.buf = np.zeros(cfg.n_fft // 2, dtype=np.float32)
 
     def push(self, chunk: np.ndarray, last: bool = False) -> np.ndarray:
         """Frames [n_mels, k] completed by `chunk` (all remaining frames when `last`)."""
@@ -213,12 +227,14 @@ class LogMelStream:
 
 
 def normalise(spec: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Features [bins, T] -> the model's input [1, bins, T] with the train split's per-bin statistics."""
+    """Features [bins, T] -> the model's input [1, bins, T] with the train split's per-bin
+    statistics."""
     return ((spec - mean[:, None]) / std[:, None]).astype(np.float32)[None]
 
 
 def seconds_to_frames(seconds: float, frame_rate: float) -> int:
-    """The one rounding rule from seconds to feature frames (window lengths and hops), at least one frame."""
+    """The one rounding rule from seconds to feature frames (window lengths and hops), at least one
+    frame."""
     return max(1, round(seconds * frame_rate))
 
 

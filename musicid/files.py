@@ -1,4 +1,5 @@
-"""Writing files so that readers never see half of one and nothing a user owns is replaced unasked."""
+"""Writing files so that readers never see half of one and nothing a user owns is replaced
+unasked."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from .errors import InputError
 
 @contextmanager
 def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
-    """A temporary name beside `path` to write to; moved onto `path` when the block succeeds (`publish`),
-    removed when it fails, so neither a crash nor a full disk leaves a half-written file under the final
-    name."""
+    """A temporary name beside `path` to write to; moved onto `path` when the block succeeds
+    (`publish`), removed when it fails, so neither a crash nor a full disk leaves a half-written
+    file under the final name."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     try:
@@ -28,17 +29,19 @@ def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
 
 
 def publish(tmp: Path, path: Path, overwrite: bool = True) -> None:
-    """Move a finished file onto `path`. What is there is replaced only with `overwrite`; without, the file
-    is created exclusively (a hard link, atomic), so that of two commands writing one output at once the
-    second is refused, not silently replacing the first's."""
+    """Move a finished file onto `path`. What is there is replaced only with `overwrite`; without,
+    the file is created exclusively (a hard link, atomic), so that of two commands writing one
+    output at once the second is refused, not silently replacing the first's."""
     if overwrite:
         os.replace(tmp, path)
         return
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise InputError(f"{path}: already exists (another command wrote it meanwhile); use --overwrite to "
-                         "replace it") from None
+        raise InputError(
+            f"{path}: already exists (another command wrote it meanwhile); use --overwrite to "
+            "replace it"
+        ) from None
     except OSError:  # a file system without hard links: check, then rename
         if path.exists():
             raise InputError(f"{path}: already exists; use --overwrite to replace it") from None
@@ -58,7 +61,9 @@ def read_json(path: Path, what: str) -> dict:
     """A JSON object from disk, or an InputError naming the file and what it should have been."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such {what}" if not path.exists() else f"{path}: is not a file")
+        raise InputError(
+            f"{path}: no such {what}" if not path.exists() else f"{path}: is not a file"
+        )
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -70,16 +75,19 @@ def read_json(path: Path, what: str) -> dict:
 
 @contextmanager
 def holding(folder: Path, what: str, pid_file: Path) -> Iterator[None]:
-    """Hold `folder` for one writer (an flock on the folder): a second `what` into it is refused, told the
-    pid the first wrote into `pid_file` (which the holder writes once it holds the folder)."""
+    """Hold `folder` for one writer (an flock on the folder): a second `what` into it is refused,
+    told the pid the first wrote into `pid_file` (which the holder writes once it holds the
+    folder)."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pid = pid_file.read_text().strip() if pid_file.is_file() else "unknown"
-            raise InputError(f"{folder}: another {what} (pid {pid}) is writing here; wait for it to finish, or "
-                             "choose another folder") from None
+            raise InputError(
+                f"{folder}: another {what} (pid {pid}) is writing here; wait for it to finish, or "
+                "choose another folder"
+            ) from None
         yield
     finally:
         os.close(fd)

@@ -1,5 +1,5 @@
-"""Reading typed records (configs, manifests, checkpoints) from plain dicts, with errors that name the field,
-and naming the fields where two records differ."""
+"""Reading typed records (configs, manifests, checkpoints) from plain dicts, with errors that name
+the field, and naming the fields where two records differ."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def require(d: object, keys: tuple[str, ...], what: str) -> dict:
 
 
 def from_fields(cls: type[T], d: object, what: str) -> T:
-    """A dataclass from the dict's entries for its fields (extra entries such as derived values are ignored)."""
+    """A dataclass from the dict's entries for its fields (extra entries such as derived values are
+    ignored)."""
     names = tuple(f.name for f in fields(cls))
     d = require(d, names, what)
     try:
@@ -45,4 +46,8 @@ def flatten(d: dict, prefix: str = "") -> dict:
 def differing_fields(old: dict, new: dict) -> list[str]:
     """'field: old -> new' for every field where two argument dicts differ."""
     a, b = flatten(old), flatten(new)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    return [
+        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k)
+    ]

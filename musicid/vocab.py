@@ -1,9 +1,10 @@
-"""The instrument vocabulary, owned here for every part: the 11 classes in musicid's output order, the
-General MIDI programs that play them, and the programs that count as "other" (none of the 11).
+"""The instrument vocabulary, owned here for every part: the 11 classes in musicid's output order,
+the General MIDI programs that play them, and the programs that count as "other" (none of the 11).
 
-Program numbers are General MIDI's, 0-based, as MIDI files and synthesizers number them. MusicNet's label
-files give `program + 1` in their `instrument` column: that 1-based number is called a MusicNet id here,
-and it is what the manifest's and checkpoint's vocabulary records under "program", as MusicNet does.
+Program numbers are General MIDI's, 0-based, as MIDI files and synthesizers number them. MusicNet's
+label files give `program + 1` in their `instrument` column: that 1-based number is called a
+MusicNet id here, and it is what the manifest's and checkpoint's vocabulary records under "program",
+as MusicNet does.
 """
 
 from __future__ import annotations
@@ -44,22 +45,41 @@ PROGRAM = {i.name: i.program for i in INSTRUMENTS}
 MUSICNET_ID = {i.name: i.musicnet_id for i in INSTRUMENTS}
 NAME_OF_ID = {i.musicnet_id: i.name for i in INSTRUMENTS}
 
-# General MIDI programs played as one of the 11, as MusicNet's own labels do: the three acoustic pianos are
-# Piano. Neighbours (electric pianos, clavinet, tremolo/pizzicato strings, string ensembles, cor anglais,
-# piccolo) stay outside on purpose: their timbres differ enough that calling them one of the 11 would teach
-# the wrong sound.
+# General MIDI programs played as one of the 11, as MusicNet's own labels do: the three acoustic
+# pianos are Piano. Neighbours (electric pianos, clavinet, tremolo/pizzicato strings, string
+# ensembles, cor anglais, piccolo) stay outside on purpose: their timbres differ enough that calling
+# them one of the 11 would teach the wrong sound.
 CLASS_OF_PROGRAM = {**{i.program: i.name for i in INSTRUMENTS}, 1: "Piano", 2: "Piano"}
 
-# Instruments outside the 11 that data generation plays as unlabelled "others", by General MIDI program:
-# brass, reeds, plucked and struck strings, organs, mallets, voices. SoundFonts play each of these programs;
-# the instrument library's recorded others name theirs.
+# Instruments outside the 11 that data generation plays as unlabelled "others", by General MIDI
+# program: brass, reeds, plucked and struck strings, organs, mallets, voices. SoundFonts play each
+# of these programs; the instrument library's recorded others name theirs.
 OTHER_PROGRAMS: dict[int, str] = {
-    4: "electric piano", 11: "vibraphone", 12: "marimba", 13: "xylophone", 16: "organ", 19: "church organ",
-    21: "accordion", 24: "nylon guitar", 25: "steel guitar", 26: "electric guitar", 32: "bass", 46: "harp",
-    52: "choir", 53: "voice", 56: "trumpet", 57: "trombone", 58: "tuba", 64: "soprano saxophone",
-    65: "alto saxophone", 66: "tenor saxophone", 67: "baritone saxophone", 105: "banjo",
+    4: "electric piano",
+    11: "vibraphone",
+    12: "marimba",
+    13: "xylophone",
+    16: "organ",
+    19: "church organ",
+    21: "accordion",
+    24: "nylon guitar",
+    25: "steel guitar",
+    26: "electric guitar",
+    32: "bass",
+    46: "harp",
+    52: "choir",
+    53: "voice",
+    56: "trumpet",
+    57: "trombone",
+    58: "tuba",
+    64: "soprano saxophone",
+    65: "alto saxophone",
+    66: "tenor saxophone",
+    67: "baritone saxophone",
+    105: "banjo",
 }
-OTHER_PART_PROGRAM = 56  # trumpet: the program of a generated part that an instrument outside the 11 plays
+# trumpet: the program of a generated part that an instrument outside the 11 plays
+OTHER_PART_PROGRAM = 56
 assert OTHER_PART_PROGRAM in OTHER_PROGRAMS and not set(OTHER_PROGRAMS) & set(CLASS_OF_PROGRAM)
 
 # MusicNet id -> output index, -1 for ids outside the vocabulary.
@@ -68,7 +88,8 @@ _ID_INDEX[[i.musicnet_id for i in INSTRUMENTS]] = np.arange(N_INSTRUMENTS)
 
 
 def musicnet_id_to_index(ids: np.ndarray) -> np.ndarray:
-    """Map MusicNet ids (1-based programs, as label files hold them) to output indices; others map to -1."""
+    """Map MusicNet ids (1-based programs, as label files hold them) to output indices; others map
+    to -1."""
     ids = np.asarray(ids)
     out = np.full(ids.shape, -1, dtype=np.int64)
     ok = (ids >= 0) & (ids <= 128) & (ids == np.round(ids))
@@ -78,4 +99,6 @@ def musicnet_id_to_index(ids: np.ndarray) -> np.ndarray:
 
 def vocabulary() -> list[dict]:
     """The vocabulary as the manifest and checkpoints record it ("program": the MusicNet id)."""
-    return [{"program": i.musicnet_id, "name": i.name, "order": k} for k, i in enumerate(INSTRUMENTS)]
+    return [
+        {"program": i.musicnet_id, "name": i.name, "order": k} for k, i in enumerate(INSTRUMENTS)
+    ]

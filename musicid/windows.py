@@ -1,12 +1,14 @@
 """The window rules, shared by shard building and prediction: where windows start over a recording's
 feature frames, and how a window is labelled from the frame activity.
 
-A sample is a run of `length` frames starting at `frame0`, tiled up to the fixed `n_frames` when shorter
-(`frame0 + arange(n_frames) % length`). `windows` segmentation gives fixed windows every hop; `spans`
-reproduces the prior work (one sample per merged span, cropped or tiled: the pipeline's `cut_spans`).
+A sample is a run of `length` frames starting at `frame0`, tiled up to the fixed `n_frames` when
+shorter (`frame0 + arange(n_frames) % length`). `windows` segmentation gives fixed windows every
+hop; `spans` reproduces the prior work (one sample per merged span, cropped or tiled: the pipeline's
+`cut_spans`).
 
-Clip label rule (`min_active`): an instrument is on in a window when it sounds in at least that fraction
-of the window's frames (at least one frame; 0 means any frame). Notes: any pitch sounding in any frame.
+Clip label rule (`min_active`): an instrument is on in a window when it sounds in at least that
+fraction of the window's frames (at least one frame; 0 means any frame). Notes: any pitch sounding
+in any frame.
 """
 
 from __future__ import annotations
@@ -33,13 +35,19 @@ class WindowConfig:
 
     def __post_init__(self):
         if self.segmentation not in SEGMENTATIONS:
-            raise InputError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, not {self.segmentation!r}")
+            raise InputError(
+                f"segmentation must be one of {', '.join(SEGMENTATIONS)}, not {self.segmentation!r}"
+            )
         if self.window_s <= 0 or self.hop_s <= 0 or not 0 <= self.min_active <= 1:
-            raise InputError(f"window: need window_s > 0, hop_s > 0, 0 <= min_active <= 1 (got {self})")
+            raise InputError(
+                f"window: need window_s > 0, hop_s > 0, 0 <= min_active <= 1 (got {self})"
+            )
 
     def frames(self, frame_rate: float) -> tuple[int, int]:
         """(frames per sample, frames between window starts) at the feature frame rate."""
-        return seconds_to_frames(self.window_s, frame_rate), seconds_to_frames(self.hop_s, frame_rate)
+        return seconds_to_frames(self.window_s, frame_rate), seconds_to_frames(
+            self.hop_s, frame_rate
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,9 +77,10 @@ def frame_index(frame0: int, length: int, n_frames: int) -> np.ndarray:
 
 
 def window_starts(n_frames: int, width: int, hop: int, cover_end: bool = False) -> np.ndarray:
-    """Start frames of the windows over `n_frames` frames: every `hop` while a whole window fits; a recording
-    shorter than one window gives one window at 0 (tiled, see `frame_index`). `cover_end` (prediction: every
-    frame gets a window) adds a last window flush with the end when the hop leaves frames uncovered."""
+    """Start frames of the windows over `n_frames` frames: every `hop` while a whole window fits; a
+    recording shorter than one window gives one window at 0 (tiled, see `frame_index`). `cover_end`
+    (prediction: every frame gets a window) adds a last window flush with the end when the hop
+    leaves frames uncovered."""
     if n_frames < width:
         return np.zeros(1 if n_frames else 0, dtype=np.int64)
     starts = np.arange(0, n_frames - width + 1, hop, dtype=np.int64)
@@ -80,9 +89,12 @@ def window_starts(n_frames: int, width: int, hop: int, cover_end: bool = False) 
     return starts
 
 
-def sliding_windows(pieces: Iterable[np.ndarray], width: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start frame, [bins, width] window) over frames arriving in pieces (prediction's streaming form of
-    `window_starts` with `cover_end`); only the frames not yet consumed are kept between pieces."""
+def sliding_windows(
+    pieces: Iterable[np.ndarray], width: int, hop: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(start frame, [bins, width] window) over frames arriving in pieces (prediction's streaming
+    form of `window_starts` with `cover_end`); only the frames not yet consumed are kept between
+    pieces."""
     buf, offset, next_start, total = None, 0, 0, 0
     for piece in pieces:
         buf = piece if buf is None else np.concatenate([buf, piece], axis=1)
@@ -104,7 +116,9 @@ def _window_counts(roll: np.ndarray, starts: np.ndarray, width: int) -> np.ndarr
     return (cs[:, starts + width] - cs[:, starts]).T
 
 
-def cut_windows(inst_roll: np.ndarray, pitch_roll: np.ndarray, cfg: WindowConfig, frame_rate: float) -> Samples:
+def cut_windows(
+    inst_roll: np.ndarray, pitch_roll: np.ndarray, cfg: WindowConfig, frame_rate: float
+) -> Samples:
     """Fixed windows over a recording of T frames, labelled by the rule above."""
     width, hop = cfg.frames(frame_rate)
     n = inst_roll.shape[1]
@@ -112,4 +126,6 @@ def cut_windows(inst_roll: np.ndarray, pitch_roll: np.ndarray, cfg: WindowConfig
     need = max(1, int(np.ceil(cfg.min_active * width_used)))
     inst = (_window_counts(inst_roll, starts, width_used) >= need).astype(np.uint8)
     notes = (_window_counts(pitch_roll, starts, width_used) >= 1).astype(np.uint8)
-    return Samples(starts, np.full(len(starts), width_used, dtype=np.int64), starts / frame_rate, inst, notes)
+    return Samples(
+        starts, np.full(len(starts), width_used, dtype=np.int64), starts / frame_rate, inst, notes
+    )

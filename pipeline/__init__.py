@@ -1,1 +1,2 @@
-"""Offline data: MusicNet reading, label merging, log-mel features, WebDataset shards (written and read)."""
+"""Offline data: MusicNet reading, label merging, log-mel features, WebDataset shards (written and
+read)."""

@@ -1,4 +1,5 @@
-"""The re-indexed table of a dataset: one row per merged span (the prior work's samples), for analysis and baselines."""
+"""The re-indexed table of a dataset: one row per merged span (the prior work's samples), for
+analysis and baselines."""
 
 from __future__ import annotations
 
@@ -18,13 +19,20 @@ from .spans import Spans, merge_spans
 
 
 def spans_table(recording: str, spans: Spans, rate: int) -> pd.DataFrame:
-    """Columns: recording, start, end (samples), start_s, end_s, one 0/1 column per instrument, notes
-    (space-separated MIDI pitches)."""
+    """Columns: recording, start, end (samples), start_s, end_s, one 0/1 column per instrument,
+    notes (space-separated MIDI pitches)."""
     rows, pitches = np.nonzero(spans.notes)
     cuts = np.searchsorted(rows, np.arange(1, len(spans)))
     notes = [" ".join(map(str, p)) for p in np.split(pitches, cuts)] if len(spans) else []
-    table = pd.DataFrame({"recording": recording, "start": spans.start, "end": spans.end,
-                          "start_s": spans.start / rate, "end_s": spans.end / rate})
+    table = pd.DataFrame(
+        {
+            "recording": recording,
+            "start": spans.start,
+            "end": spans.end,
+            "start_s": spans.start / rate,
+            "end_s": spans.end / rate,
+        }
+    )
     for i, name in enumerate(NAMES):
         table[name] = spans.instruments[:, i]
     table["notes"] = notes
@@ -32,7 +40,8 @@ def spans_table(recording: str, spans: Spans, rate: int) -> pd.DataFrame:
 
 
 def index_dataset(root: Path) -> tuple[pd.DataFrame, Counter]:
-    """Re-index every recording under `root`; unusable recordings and bad rows are counted, not fatal."""
+    """Re-index every recording under `root`; unusable recordings and bad rows are counted, not
+    fatal."""
     recordings, skipped, _ = find_recordings(Path(root))
     tables = []
     for rec in recordings:

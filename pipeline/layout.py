@@ -1,5 +1,5 @@
-"""MusicNet's layout on disk (Kaggle/Zenodo or flat): finding recordings, reading the metadata CSV, and
-writing a dataset in it (the folder a tool may claim, one recording's files)."""
+"""MusicNet's layout on disk (Kaggle/Zenodo or flat): finding recordings, reading the metadata CSV,
+and writing a dataset in it (the folder a tool may claim, one recording's files)."""
 
 from __future__ import annotations
 
@@ -39,26 +39,31 @@ class Recording:
 
 
 def data_dir(root: Path) -> Path:
-    """The folder holding `{train,test}_{data,labels}`: `<root>/musicnet/musicnet` or `<root>` itself. A
-    dataset that synth or render did not finish is refused: it would be read as if it were whole."""
+    """The folder holding `{train,test}_{data,labels}`: `<root>/musicnet/musicnet` or `<root>`
+    itself. A dataset that synth or render did not finish is refused: it would be read as if it were
+    whole."""
     if not root.exists():
         raise InputError(f"{root}: dataset root does not exist")
     if not root.is_dir():
         raise InputError(f"{root}: dataset root is not a directory")
     if (root / INCOMPLETE).exists():
-        raise InputError(f"{root}: an unfinished dataset ({(root / INCOMPLETE).read_text().strip()} was "
-                         "interrupted); rerun that command with --overwrite")
+        raise InputError(
+            f"{root}: an unfinished dataset ({(root / INCOMPLETE).read_text().strip()} was "
+            "interrupted); rerun that command with --overwrite"
+        )
     for cand in (root / "musicnet" / "musicnet", root / "musicnet", root):
         if any((cand / f"{f}_{k}").is_dir() for f in FOLDERS for k in ("data", "labels")):
             return cand
     raise InputError(
-        f"{root}: no MusicNet folders found (expected musicnet/musicnet/train_data, train_labels, ... "
+        f"{root}: no MusicNet folders found (expected musicnet/musicnet/train_data, train_labels, "
+        "... "
         "or train_data/train_labels directly under the root)"
     )
 
 
 def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
-    """Pair audio and label files by stem. Unpaired files are skipped: counted, and listed by path."""
+    """Pair audio and label files by stem. Unpaired files are skipped: counted, and listed by
+    path."""
     base = data_dir(root)
     found: list[Recording] = []
     skipped: Counter = Counter()
@@ -71,7 +76,10 @@ def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
                 details.append(f"{p}: not an audio file (by its extension)")
             elif p.stem in audio:
                 skipped["recordings_two_audio_files"] += 1
-                details.append(f"{p}: a second audio file for recording {p.stem} ({audio[p.stem].name} is used)")
+                details.append(
+                    f"{p}: a second audio file for recording {p.stem} ({audio[p.stem].name} is "
+                    "used)"
+                )
             else:
                 audio[p.stem] = p
         labels = {p.stem: p for p in sorted((base / f"{folder}_labels").glob("*.csv"))}
@@ -81,34 +89,48 @@ def find_recordings(root: Path) -> tuple[list[Recording], Counter, list[str]]:
         for stem in sorted(labels.keys() - audio.keys()):
             skipped["recordings_labels_without_audio"] += 1
             details.append(f"{labels[stem]}: no audio file")
-        found += [Recording(s, folder, audio[s], labels[s]) for s in sorted(audio.keys() & labels.keys())]
+        found += [
+            Recording(s, folder, audio[s], labels[s]) for s in sorted(audio.keys() & labels.keys())
+        ]
     ids = Counter(r.id for r in found)
     dup = sorted(i for i, n in ids.items() if n > 1)
     if dup:
-        raise InputError(f"{base}: recording id(s) in both train and test folders: {', '.join(dup)}")
+        raise InputError(
+            f"{base}: recording id(s) in both train and test folders: {', '.join(dup)}"
+        )
     if not found:
         raise InputError(f"{root}: no recordings with both audio and labels found under {base}")
     return found, skipped, details
 
 
-def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()) -> Path:
-    """OUT for a dataset a tool writes: refused when it holds one, unless `overwrite` and that tool wrote it:
-    its metadata shows the tool (`source`, and its own `columns`) for every recording, or the tool's own
-    unfinished-marker is there (an interrupted run). A real MusicNet is never deleted. The marker is put in
-    place until `finish_dataset`."""
+def claim_dataset_folder(
+    out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()
+) -> Path:
+    """OUT for a dataset a tool writes: refused when it holds one, unless `overwrite` and that tool
+    wrote it: its metadata shows the tool (`source`, and its own `columns`) for every recording, or
+    the tool's own unfinished-marker is there (an interrupted run). A real MusicNet is never
+    deleted. The marker is put in place until `finish_dataset`."""
     out = output_folder(out)
     meta, marker = out / METADATA, out / INCOMPLETE
     if (out / "musicnet").exists() or meta.exists() or marker.exists():
         if not overwrite:
-            raise InputError(f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it")
+            raise InputError(
+                f"{out}: already holds a dataset (musicnet/); use --overwrite to replace it"
+            )
         ours = marker.is_file() and marker.read_text().strip() == source
         if not ours:
             df = pd.read_csv(meta, dtype=str) if meta.is_file() else pd.DataFrame()
-            ours = ({"source", *columns} <= set(df.columns) and set(df["source"].fillna("")) <= {source}
-                    and not (not columns and df.empty))
+            ours = (
+                {"source", *columns} <= set(df.columns)
+                and set(df["source"].fillna("")) <= {source}
+                and not (not columns and df.empty)
+            )
         if not ours:
-            raise InputError(f"{out}: holds a dataset that {source} did not write"
-                             + (f" (see {METADATA})" if meta.exists() else "") + "; choose another OUT")
+            raise InputError(
+                f"{out}: holds a dataset that {source} did not write"
+                + (f" (see {METADATA})" if meta.exists() else "")
+                + "; choose another OUT"
+            )
         shutil.rmtree(out / "musicnet", ignore_errors=True)
         meta.unlink(missing_ok=True)
     marker.write_text(source + "\n")
@@ -116,9 +138,11 @@ def claim_dataset_folder(out: Path, overwrite: bool, source: str, columns: tuple
 
 
 @contextmanager
-def dataset_writer(out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()) -> Iterator[Path]:
-    """OUT claimed for a dataset (see `claim_dataset_folder`) and held for this writer alone while the block
-    runs: a second synth or render into it is refused, told who holds it."""
+def dataset_writer(
+    out: Path, overwrite: bool, source: str, columns: tuple[str, ...] = ()
+) -> Iterator[Path]:
+    """OUT claimed for a dataset (see `claim_dataset_folder`) and held for this writer alone while
+    the block runs: a second synth or render into it is refused, told who holds it."""
     out = output_folder(out)
     with holding(out, source, out / PID_FILE):
         (out / PID_FILE).write_text(f"{os.getpid()}\n")
@@ -129,16 +153,24 @@ def dataset_writer(out: Path, overwrite: bool, source: str, columns: tuple[str, 
 
 
 def finish_dataset(out: Path, rows: list[dict], columns: list[str]) -> None:
-    """The dataset in `out` is whole: its metadata (a row per recording) is written, its marker goes."""
+    """The dataset in `out` is whole: its metadata (a row per recording) is written, its marker
+    goes."""
     pd.DataFrame(rows, columns=columns).to_csv(out / METADATA, index=False)
     (out / INCOMPLETE).unlink()
 
 
-def write_musicnet_recording(base: Path, folder: str, rid: str, audio: np.ndarray | Iterable[np.ndarray], rate: int,
-                             rows: list) -> None:
-    """One recording as MusicNet stores it: `{folder}_data/<rid>.wav` (16-bit PCM) and `{folder}_labels/<rid>.csv`
-    (LABEL_COLUMNS rows); `base` is the dataset's musicnet/musicnet folder, its folders already made. `audio`:
-    mono samples, or blocks of them written as they come."""
+def write_musicnet_recording(
+    base: Path,
+    folder: str,
+    rid: str,
+    audio: np.ndarray | Iterable[np.ndarray],
+    rate: int,
+    rows: list,
+) -> None:
+    """One recording as MusicNet stores it: `{folder}_data/<rid>.wav` (16-bit PCM) and
+    `{folder}_labels/<rid>.csv` (LABEL_COLUMNS rows); `base` is the dataset's musicnet/musicnet
+    folder, its folders already made. `audio`: mono samples, or blocks of them written as they
+    come."""
     with sf.SoundFile(base / f"{folder}_data" / f"{rid}.wav", "w", rate, 1, "PCM_16") as wav:
         for block in [audio] if isinstance(audio, np.ndarray) else audio:
             wav.write(block)
@@ -146,6 +178,7 @@ def write_musicnet_recording(base: Path, folder: str, rid: str, audio: np.ndarra
         writer = csv.writer(fh)
         writer.writerow(LABEL_COLUMNS)
         writer.writerows(rows)
+
 
 def read_metadata(root: Path) -> dict[str, str]:
     """Map recording id -> ensemble from `musicnet_metadata.csv` (empty when the file is absent)."""
@@ -158,5 +191,7 @@ def read_metadata(root: Path) -> dict[str, str]:
             for col in ("id", "ensemble"):
                 if col not in df.columns:
                     raise InputError(f"{cand}: metadata CSV is missing column {col}")
-            return dict(zip(df["id"].str.strip(), df["ensemble"].fillna("").str.strip(), strict=True))
+            return dict(
+                zip(df["id"].str.strip(), df["ensemble"].fillna("").str.strip(), strict=True)
+            )
     return {}

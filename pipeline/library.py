@@ -1,10 +1,11 @@
 """The instrument library record: the instruments of a library folder (recorded note samples as SFZ
-instruments, and General MIDI SoundFonts) with their licences, as `library.json` lists them, and who may
-play each class. `render` and `synth --engine sampled` play scores with it; `fetch.py` gathers it.
+instruments, and General MIDI SoundFonts) with their licences, as `library.json` lists them, and who
+may play each class. `render` and `synth --engine sampled` play scores with it; `fetch.py` gathers
+it.
 
-A library is checked whole when it is read: every field of every entry, every file there, and every sample
-an SFZ file plays (inside the library, readable, decodable, of a plausible length), so that a damaged
-instrument is one error naming the sample, never a labelled note played as silence.
+A library is checked whole when it is read: every field of every entry, every file there, and every
+sample an SFZ file plays (inside the library, readable, decodable, of a plausible length), so that a
+damaged instrument is one error naming the sample, never a labelled note played as silence.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from .players import KINDS, Player, check_sfz
 
 LIBRARY_FORMAT = 1
 LIBRARY_FILE = "library.json"
-REAL_SHARE = 0.5  # chance that a part whose class has recorded samples is played by them, not a SoundFont
+# chance that a part whose class has recorded samples is played by them, not a SoundFont
+REAL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One instrument of the library: an SFZ file (path relative to the library) or a SoundFont (absolute)."""
+    """One instrument of the library: an SFZ file (path relative to the library) or a SoundFont
+    (absolute)."""
 
     name: str
     kind: str  # "sfz" or "sf2"
@@ -40,17 +43,24 @@ class Entry:
 
     @classmethod
     def from_dict(cls, d: object, where: Path, index: int) -> Entry:
-        """Validated field by field: every field a string, a known kind and class, a non-empty path."""
+        """Validated field by field: every field a string, a known kind and class, a non-empty
+        path."""
         what = f"{where}: instrument entry {index + 1}"
         d = require(d, tuple(f.name for f in fields(cls)), what)
         wrong = [f.name for f in fields(cls) if not isinstance(d[f.name], str)]
         if wrong:
             raise InputError(f"{what}: {wrong[0]} must be a string, not {d[wrong[0]]!r}")
         entry = cls(**{f.name: d[f.name] for f in fields(cls)})
-        if entry.kind not in KINDS or (entry.instrument and entry.instrument not in NAMES) or not entry.path:
-            raise InputError(f"{what} ({entry.name!r}): kind {entry.kind!r}, class {entry.instrument!r}, path "
-                             f"{entry.path!r}; expected {' or '.join(KINDS)}, one of {', '.join(NAMES)} or '', "
-                             "and a path")
+        if (
+            entry.kind not in KINDS
+            or (entry.instrument and entry.instrument not in NAMES)
+            or not entry.path
+        ):
+            raise InputError(
+                f"{what} ({entry.name!r}): kind {entry.kind!r}, class {entry.instrument!r}, path "
+                f"{entry.path!r}; expected {' or '.join(KINDS)}, one of {', '.join(NAMES)} or '', "
+                "and a path"
+            )
         return entry
 
 
@@ -69,12 +79,17 @@ class Library:
         return Player(e.name if e.kind == "sfz" else f"{e.name}:{program}", e.kind, path, program)
 
     def players(self, instrument: str) -> tuple[list[Player], list[Player]]:
-        """(recorded-sample players, SoundFont players) for a MusicNet class; `""` for the others."""
-        sampled = [self._player(e) for e in self.entries if e.kind == "sfz" and e.instrument == instrument]
+        """(recorded-sample players, SoundFont players) for a MusicNet class; `""` for the
+        others."""
+        sampled = [
+            self._player(e) for e in self.entries if e.kind == "sfz" and e.instrument == instrument
+        ]
         if instrument:
             fonts = [self._player(e, PROGRAM[instrument]) for e in self.entries if e.kind == "sf2"]
         else:
-            fonts = [self._player(e, p) for e in self.entries if e.kind == "sf2" for p in OTHER_PROGRAMS]
+            fonts = [
+                self._player(e, p) for e in self.entries if e.kind == "sf2" for p in OTHER_PROGRAMS
+            ]
         return sampled, fonts
 
     def draw(self, instrument: str, rng: np.random.Generator) -> Player:
@@ -82,12 +97,17 @@ class Library:
         sampled, fonts = self.players(instrument)
         pool = sampled if sampled and (not fonts or rng.uniform() < REAL_SHARE) else fonts
         if not pool:
-            raise InputError(f"{self.root}: the instrument library has nothing that plays {instrument or 'others'}")
+            raise InputError(
+                f"{self.root}: the instrument library has nothing that plays "
+                f"{instrument or 'others'}"
+            )
         return pool[rng.integers(len(pool))]
 
     def licences(self) -> list[dict]:
-        return [{k: getattr(e, k) for k in ("name", "instrument", "source", "licence", "attribution")}
-                for e in self.entries]
+        return [
+            {k: getattr(e, k) for k in ("name", "instrument", "source", "licence", "attribution")}
+            for e in self.entries
+        ]
 
 
 def load_library(root: Path) -> Library:

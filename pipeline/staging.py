@@ -1,8 +1,9 @@
 """Stage 1 of a build: one recording decoded once, featurised once, labelled, and staged on disk.
 
-A staged recording is a folder of `.npy` arrays plus `meta.json`, made in the build's temporary folder and
-renamed when complete, so an interrupted build resumes by skipping the folders that exist. Stage 2 slices
-shard samples out of these arrays through memory maps, so no stage holds more than one recording in RAM.
+A staged recording is a folder of `.npy` arrays plus `meta.json`, made in the build's temporary
+folder and renamed when complete, so an interrupted build resumes by skipping the folders that
+exist. Stage 2 slices shard samples out of these arrays through memory maps, so no stage holds more
+than one recording in RAM.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from .layout import Recording
 from .spans import cut_spans, frame_activity, merge_spans
 
 
-def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: Features, win: WindowConfig) -> dict:
+def stage_recording(
+    rec: Recording, staging: Path, tmp_dir: Path, feat: Features, win: WindowConfig
+) -> dict:
     """Stage one recording; returns its meta. Unusable audio gives {"skipped": reason} instead."""
     final = staging / rec.id
     if (final / "meta.json").is_file():
@@ -34,7 +37,8 @@ def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: Features
         audio, rate = load_audio(rec.audio)
     except AudioError as exc:
         return {"id": rec.id, "skipped": str(exc)}
-    frames = len(audio)  # what decodes: for compressed audio the header's length is only an estimate
+    # what decodes: for compressed audio the header's length is only an estimate
+    frames = len(audio)
     notes, dropped = read_labels(rec.labels, frames)
     spec = feat.compute(audio, rate)
     del audio
@@ -68,8 +72,11 @@ def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: Features
             try:
                 np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
             except OSError as exc:
-                if exc.errno is None and "requested and" in str(exc):  # numpy's short write: no errno, no name
-                    raise OSError(errno.ENOSPC, f"no space left on the device ({exc})", str(tmp)) from exc
+                # numpy's short write: no errno, no name
+                if exc.errno is None and "requested and" in str(exc):
+                    raise OSError(
+                        errno.ENOSPC, f"no space left on the device ({exc})", str(tmp)
+                    ) from exc
                 raise
         (tmp / "meta.json").write_text(json.dumps(meta))
         os.replace(tmp, final)
@@ -80,6 +87,8 @@ def stage_recording(rec: Recording, staging: Path, tmp_dir: Path, feat: Features
 
 def load_samples(folder: Path) -> Samples:
     """A staged recording's per-sample arrays (small; the spectrogram stays on disk)."""
-    get = {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in ("frame0", "length", "start_s",
-                                                                         "instruments", "notes")}
+    get = {
+        k: np.load(folder / f"{k}.npy", allow_pickle=False)
+        for k in ("frame0", "length", "start_s", "instruments", "notes")
+    }
     return Samples(**get)

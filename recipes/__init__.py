@@ -1,8 +1,8 @@
-"""What runs everything: `make demo` (the whole mission on built-in data, `demo.py`) and `make model` (the
-shipped model's recipe, `model.py`). These may import every part; nothing imports them.
+"""What runs everything: `make demo` (the whole mission on built-in data, `demo.py`) and `make
+model` (the shipped model's recipe, `model.py`). These may import every part; nothing imports them.
 
-Both train with the settings below, not the library defaults: a higher learning rate for their short runs,
-and recording-condition augmentation, chosen on validation (README, *musicid-train*)."""
+Both train with the settings below, not the library defaults: a higher learning rate for their short
+runs, and recording-condition augmentation, chosen on validation (README, *musicid-train*)."""
 
 import sys
 from pathlib import Path

@@ -1,13 +1,14 @@
-"""`python -m musicid.recipes.calibrate SHARDS [--model DIR]`: fit a model's calibration again (thresholds,
-biases, event rules) on the val split of SHARDS, and store it beside the model, bound to its weights.
+"""`python -m musicid.recipes.calibrate SHARDS [--model DIR]`: fit a model's calibration again
+(thresholds, biases, event rules) on the val split of SHARDS, and store it beside the model, bound
+to its weights.
 
-For a model whose calibration predates a part of it (a format-1 calibration has no event rules, so its
-events are its thresholds window by window) or was fitted on data unlike the music it meets. The prior bias
-stays the model's own (its training data's label frequency); everything else is fitted on SHARDS' val
-split, which should be data the model was not trained on. The model card records what it was fitted on.
-A model whose default predictor was a window-by-window fitted one gets the events predictor as its default
-(the event rules are what it lacked): its checkpoint's card says so, and its ONNX export is made again
-from the same weights."""
+For a model whose calibration predates a part of it (a format-1 calibration has no event rules, so
+its events are its thresholds window by window) or was fitted on data unlike the music it meets. The
+prior bias stays the model's own (its training data's label frequency); everything else is fitted on
+SHARDS' val split, which should be data the model was not trained on. The model card records what it
+was fitted on. A model whose default predictor was a window-by-window fitted one gets the events
+predictor as its default (the event rules are what it lacked): its checkpoint's card says so, and
+its ONNX export is made again from the same weights."""
 
 from __future__ import annotations
 
@@ -35,8 +36,12 @@ app = new_app()
 @app.command()
 @command
 def calibrate(
-    shards: Path = typer.Argument(..., help="A shard set whose val split the model was not trained on."),
-    model: Path = typer.Option(None, help="A shipped model's folder (default: the package's musicid/model/)."),
+    shards: Path = typer.Argument(
+        ..., help="A shard set whose val split the model was not trained on."
+    ),
+    model: Path = typer.Option(
+        None, help="A shipped model's folder (default: the package's musicid/model/)."
+    ),
 ):
     """Fit the model's calibration on SHARDS' val split and store it beside the model."""
     folder = model or SHIPPED
@@ -48,16 +53,24 @@ def calibrate(
     check_compatible(loaded, manifest, shards)
     if manifest.splits["val"].samples == 0:
         raise InputError(f"{shards}: the val split is empty")
-    val = collect_predictions(loaded.predict_proba, shard_urls(manifest, shards, "val"), loaded.card)
-    cal = fit_calibration(loaded.predict_proba, loaded.card, manifest, val,
-                          f"{shards} val split ({len(val.probs)} windows)")
+    val = collect_predictions(
+        loaded.predict_proba, shard_urls(manifest, shards, "val"), loaded.card
+    )
+    cal = fit_calibration(
+        loaded.predict_proba,
+        loaded.card,
+        manifest,
+        val,
+        f"{shards} val split ({len(val.probs)} windows)",
+    )
     if loaded.calibration is not None:  # the training data's label frequency, not SHARDS'
         cal.biases["prior"] = loaded.calibration.biases["prior"]
     card = {**read_card(folder), "calibration": cal.fitted_on}
     ckpt = Checkpoint.load(weights)
     if ckpt.card.default_predictor in FITTED:
         Checkpoint(ckpt.model, replace(ckpt.card, default_predictor=EVENTS)).save(weights)
-        write_json_atomic(folder / CARD, {k: v for k, v in card.items() if k != "sha256"})  # until both exist
+        # until both exist
+        write_json_atomic(folder / CARD, {k: v for k, v in card.items() if k != "sha256"})
         onnx = halve_onnx(export_checkpoint(weights))
         card["sha256"] = {p.name: sha256_file(p) for p in (weights, onnx)}
         print(f"{weights}, {onnx}: default predictor {EVENTS}")

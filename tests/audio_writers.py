@@ -1,5 +1,5 @@
-"""Audio files made by other tools than musicid's own writer: LAME (lameenc) MP3s, FFmpeg (PyAV) AAC/Opus/
-Vorbis in M4A/MP4/MKV/WebM/Ogg, and WAV headers built by hand."""
+"""Audio files made by other tools than musicid's own writer: LAME (lameenc) MP3s, FFmpeg (PyAV)
+AAC/Opus/ Vorbis in M4A/MP4/MKV/WebM/Ogg, and WAV headers built by hand."""
 
 from __future__ import annotations
 
@@ -54,10 +54,20 @@ def write_ffmpeg(path: Path, audio: np.ndarray, rate: int, codec: str) -> Path:
 
 
 def write_float_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
-    """A 32-bit float WAV with a header written byte by byte (as a DAW would), NaN and inf allowed."""
+    """A 32-bit float WAV with a header written byte by byte (as a DAW would), NaN and inf
+    allowed."""
     data = audio.astype("<f4").tobytes()
     ch = audio.shape[1]
     fmt = struct.pack("<HHIIHH", 3, ch, rate, rate * ch * 4, ch * 4, 32)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
-                     + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     return path

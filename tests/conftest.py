@@ -1,5 +1,6 @@
-"""Shared fixtures: tiny datasets made by the project's own generator, a hand-made-recording helper, and
-deterministic training (fixed seeds, thread count and algorithms) so results do not move with the machine."""
+"""Shared fixtures: tiny datasets made by the project's own generator, a hand-made-recording helper,
+and deterministic training (fixed seeds, thread count and algorithms) so results do not move with
+the machine."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ TORCH_THREADS = 2
 
 
 def pytest_configure(config):
-    torch.set_num_threads(TORCH_THREADS)  # the same kernels' split of work whatever OMP_NUM_THREADS says
+    # the same kernels' split of work whatever OMP_NUM_THREADS says
+    torch.set_num_threads(TORCH_THREADS)
     torch.use_deterministic_algorithms(True)
 
 
@@ -44,16 +46,27 @@ def tiny_shards(synth_root, tmp_path_factory) -> Path:
     return out
 
 
-def write_recording(root: Path, rid: str, rows: list[tuple], seconds: float = 2.0, rate: int = 44100,
-                    channels: int = 1, folder: str = "train", audio: np.ndarray | None = None) -> Path:
-    """Put one recording (a tone + the given label rows) into a flat MusicNet layout under `root`."""
+def write_recording(
+    root: Path,
+    rid: str,
+    rows: list[tuple],
+    seconds: float = 2.0,
+    rate: int = 44100,
+    channels: int = 1,
+    folder: str = "train",
+    audio: np.ndarray | None = None,
+) -> Path:
+    """Put one recording (a tone + the given label rows) into a flat MusicNet layout under
+    `root`."""
     for kind in ("data", "labels"):
         (root / f"{folder}_{kind}").mkdir(parents=True, exist_ok=True)
     if audio is None:
         t = np.arange(int(seconds * rate)) / rate
         audio = 0.3 * np.sin(2 * np.pi * 440 * t)
         audio = np.stack([audio] * channels, axis=1) if channels > 1 else audio
-    sf.write(root / f"{folder}_data" / f"{rid}.wav", audio.astype(np.float32), rate, subtype="PCM_16")
+    sf.write(
+        root / f"{folder}_data" / f"{rid}.wav", audio.astype(np.float32), rate, subtype="PCM_16"
+    )
     with open(root / f"{folder}_labels" / f"{rid}.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(LABEL_COLUMNS)
@@ -62,7 +75,8 @@ def write_recording(root: Path, rid: str, rows: list[tuple], seconds: float = 2.
 
 
 def tree_digest(root: Path) -> str:
-    """One sha256 over every file's relative path and bytes below `root`: equal trees, equal digests."""
+    """One sha256 over every file's relative path and bytes below `root`: equal trees, equal
+    digests."""
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file():
@@ -80,8 +94,17 @@ def tiny_run(tiny_shards, tmp_path_factory) -> Path:
     from musicid.train.trainer import TrainConfig, Trainer
 
     out = tmp_path_factory.mktemp("run")
-    trainer = Trainer(TrainConfig(shards=str(tiny_shards), out=str(out), epochs=2, batch_size=8, workers=0,
-                                  shuffle_buffer=64, lr=2e-3))
+    trainer = Trainer(
+        TrainConfig(
+            shards=str(tiny_shards),
+            out=str(out),
+            epochs=2,
+            batch_size=8,
+            workers=0,
+            shuffle_buffer=64,
+            lr=2e-3,
+        )
+    )
     trainer.fit(overwrite=True)
     return out
 
@@ -93,7 +116,8 @@ class CliResult:
 
 
 def invoke(app, args: list) -> CliResult:
-    """Run a musicid command the way its console script does (`musicid.cli.run`: one-line errors, exit codes)."""
+    """Run a musicid command the way its console script does (`musicid.cli.run`: one-line errors,
+    exit codes)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:

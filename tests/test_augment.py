@@ -34,4 +34,5 @@ def test_recording_conditions_change_levels_not_shapes_and_follow_the_seed():
     b = recording_conditions(x, mean, std, frame_rate=86.0, p=1.0)
     assert a.shape == x.shape and torch.equal(a, b) and torch.isfinite(a).all()
     assert not torch.allclose(a, x)
-    assert torch.allclose(recording_conditions(x, mean, std, frame_rate=86.0, p=0.0), x, atol=1e-4)  # identity
+    # identity
+    assert torch.allclose(recording_conditions(x, mean, std, frame_rate=86.0, p=0.0), x, atol=1e-4)

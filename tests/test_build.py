@@ -1,4 +1,5 @@
-"""build-shards end to end: shard contract, splits, determinism, resume, ownership of OUT, argument checks."""
+"""build-shards end to end: shard contract, splits, determinism, resume, ownership of OUT, argument
+checks."""
 
 from __future__ import annotations
 
@@ -51,38 +52,52 @@ def test_shard_contract(tiny_shards):
             assert set(s) >= {"json", "spec.npy", "instruments.npy", "notes.npy", "roll.npy"}
             assert not any(k.endswith((".pyd", ".pickle")) for k in s)
             assert re.fullmatch(r"\d+_\d{10}", s["__key__"])
-            spec, inst, notes, roll = (npy(s[k]) for k in ("spec.npy", "instruments.npy", "notes.npy", "roll.npy"))
+            spec, inst, notes, roll = (
+                npy(s[k]) for k in ("spec.npy", "instruments.npy", "notes.npy", "roll.npy")
+            )
             assert spec.dtype == np.float16 and spec.shape == (128, m.n_frames)
             assert inst.dtype == notes.dtype == roll.dtype == np.uint8
             assert inst.shape == (11,) and notes.shape == (128,) and roll.shape == (11, m.n_frames)
-            assert ((roll.mean(axis=1) >= 0.1) == inst.astype(bool)).all()  # the clip label follows the roll
+            # the clip label follows the roll
+            assert ((roll.mean(axis=1) >= 0.1) == inst.astype(bool)).all()
             meta = json.loads(s["json"])
             assert set(meta) == {"recording", "start_s", "end_s", "ensemble"}
             assert s["__key__"] == f"{meta['recording']}_{round(meta['start_s'] * 44100):010d}"
             seen[split].add(meta["recording"])
         assert seen[split] == set(m.splits[split].recordings)
-    assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"]) and not (seen["val"] & seen["test"])
+    assert (
+        not (seen["train"] & seen["val"])
+        and not (seen["train"] & seen["test"])
+        and not (seen["val"] & seen["test"])
+    )
     assert seen["test"] == {"1010", "1011"}  # test is the official test folder
 
 
 def test_every_train_shard_mixes_recordings(tiny_shards):
     m = read_manifest(tiny_shards)
     for shard in m.splits["train"].shards:
-        recs = [json.loads(s["json"])["recording"] for s in wds.WebDataset(str(tiny_shards / shard.name),
-                                                                            shardshuffle=False)]
+        recs = [
+            json.loads(s["json"])["recording"]
+            for s in wds.WebDataset(str(tiny_shards / shard.name), shardshuffle=False)
+        ]
         assert len(set(recs)) >= 3
         runs = 1 + sum(a != b for a, b in zip(recs, recs[1:], strict=False))
-        assert runs >= 4  # blocks of different recordings interleave, not one recording after another
+        # blocks of different recordings interleave, not one recording after another
+        assert runs >= 4
 
 
 def test_deterministic_and_independent_of_workers(synth_root, tiny_shards, tmp_path):
     again = build_shards(synth_root, tmp_path / "a", CFG, workers=2).manifest
     assert shard_hashes(again) == shard_hashes(read_manifest(tiny_shards))
-    other = build_shards(synth_root, tmp_path / "b", BuildConfig(shards_per_split=2, val_fraction=0.2, seed=9))
+    other = build_shards(
+        synth_root, tmp_path / "b", BuildConfig(shards_per_split=2, val_fraction=0.2, seed=9)
+    )
     assert shard_hashes(other.manifest) != shard_hashes(again)
 
 
-def test_interrupted_build_resumes_to_identical_shards(synth_root, tiny_shards, tmp_path, monkeypatch):
+def test_interrupted_build_resumes_to_identical_shards(
+    synth_root, tiny_shards, tmp_path, monkeypatch
+):
     out = tmp_path / "out"
     real_stage = build_mod.stage_recording
     calls = []
@@ -112,7 +127,8 @@ def test_interrupted_build_resumes_to_identical_shards(synth_root, tiny_shards, 
     with pytest.raises(KeyboardInterrupt):
         build_shards(synth_root, out, CFG, workers=1)
     monkeypatch.setattr(build_mod, "write_shard", real_write)
-    assert sorted(p.name for p in out.glob("*.tar")) == sorted(written)  # only complete shards are visible
+    # only complete shards are visible
+    assert sorted(p.name for p in out.glob("*.tar")) == sorted(written)
 
     done = build_shards(synth_root, out, CFG)
     assert done.recordings_reused == 12
@@ -151,13 +167,16 @@ def test_changed_arguments_are_refused_then_overwrite(synth_root, tmp_path):
 
 
 def test_only_what_a_build_wrote_is_removed_or_reused(synth_root, tmp_path):
-    """Files a user put in OUT are never deleted or adopted; a missing shard is rebuilt, not reported done."""
+    """Files a user put in OUT are never deleted or adopted; a missing shard is rebuilt, not
+    reported done."""
     out = tmp_path / "o"
     out.mkdir()
     (out / ".notes.tmp-2024").write_text("mine")
     (out / ".cache.tmp-x").mkdir()
     (out / "train-000000.tar").write_bytes(b"junk, not a shard")
-    with pytest.raises(InputError, match=r"train-000000\.tar: a shard-named file that no musicid build"):
+    with pytest.raises(
+        InputError, match=r"train-000000\.tar: a shard-named file that no musicid build"
+    ):
         build_shards(synth_root, out, CFG, workers=1)
     with pytest.raises(InputError, match="no musicid build"):
         build_shards(synth_root, out, CFG, overwrite=True)
@@ -167,7 +186,9 @@ def test_only_what_a_build_wrote_is_removed_or_reused(synth_root, tmp_path):
     assert (out / ".notes.tmp-2024").read_text() == "mine" and (out / ".cache.tmp-x").is_dir()
     (out / "train-000009.tar").write_bytes(b"someone else's")
     with pytest.raises(InputError, match="train-000009"):
-        build_shards(synth_root, out, BuildConfig(shards_per_split=3, val_fraction=0.2), overwrite=True)
+        build_shards(
+            synth_root, out, BuildConfig(shards_per_split=3, val_fraction=0.2), overwrite=True
+        )
     assert (out / "train-000009.tar").exists()
     (out / "train-000009.tar").unlink()
     (out / "val-000001.tar").unlink()  # a lost shard: the same build rebuilds it
@@ -176,8 +197,11 @@ def test_only_what_a_build_wrote_is_removed_or_reused(synth_root, tmp_path):
     assert shard_hashes(again.manifest) == shard_hashes(first)
     (out / "manifest.json").unlink()  # shards without their manifest cannot be proven ours
     with pytest.raises(InputError, match="no musicid build"):
-        build_shards(synth_root, out, BuildConfig(shards_per_split=2, val_fraction=0.2,
-                                                  features=LogMel(n_mels=64)))
+        build_shards(
+            synth_root,
+            out,
+            BuildConfig(shards_per_split=2, val_fraction=0.2, features=LogMel(n_mels=64)),
+        )
 
 
 def test_a_second_build_into_the_same_folder_is_told_who_holds_it(synth_root, tmp_path):
@@ -200,27 +224,35 @@ def test_out_that_is_a_file_is_refused(synth_root, tmp_path):
 
 
 def test_long_recording_names_work(tmp_path):
-    """Tar's ustar format stops at 100 characters per name; shards use PAX headers for longer ones."""
+    """Tar's ustar format stops at 100 characters per name; shards use PAX headers for longer
+    ones."""
     name = "a" * 120
     root = write_recording(tmp_path / "root", name, [(0, 44100, 1, 60)])
-    m = build_shards(root, tmp_path / "o", BuildConfig(shards_per_split=1, val_fraction=0.0)).manifest
+    m = build_shards(
+        root, tmp_path / "o", BuildConfig(shards_per_split=1, val_fraction=0.0)
+    ).manifest
     (sample, *_) = read_split(tmp_path / "o", m, "train")
     assert json.loads(sample["json"])["recording"] == name and sample["__key__"].startswith(name)
 
 
 def test_spans_segmentation_reproduces_prior_samples(synth_root, tmp_path):
-    cfg = BuildConfig(shards_per_split=1, windows=WindowConfig(window_s=0.2322, segmentation="spans"))
+    cfg = BuildConfig(
+        shards_per_split=1, windows=WindowConfig(window_s=0.2322, segmentation="spans")
+    )
     m = build_shards(synth_root, tmp_path / "s", cfg).manifest
     assert m.n_frames == 20
     samples = read_split(tmp_path / "s", m, "test")
     keys = [s["__key__"] for s in samples]
     assert len(keys) == len(set(keys)) == m.splits["test"].samples
-    for s in samples[:50]:  # each sample is a span: its instruments are constant over the (tiled) frame roll
+    # each sample is a span: its instruments are constant over the (tiled) frame roll
+    for s in samples[:50]:
         assert (npy(s["roll.npy"]).max(axis=1) == npy(s["instruments.npy"])).all()
 
 
 def test_shard_count_and_size_cap_holds(synth_root, tmp_path):
-    m = build_shards(synth_root, tmp_path / "c", BuildConfig(shards_per_split=3, max_shard_mb=0.2)).manifest
+    m = build_shards(
+        synth_root, tmp_path / "c", BuildConfig(shards_per_split=3, max_shard_mb=0.2)
+    ).manifest
     train = m.splits["train"].shards
     assert len(train) > 3 and all(s.samples > 0 for s in train)
     assert all(s.bytes <= 0.2 * 2**20 for split in m.splits.values() for s in split.shards)
@@ -243,13 +275,23 @@ def test_further_roots_add_to_train_never_to_test(synth_root, tmp_path):
     main_ids = set(read_manifest(tmp_path / "o").sources[0]["recordings"])
     assert m.splits["test"].recordings == ["1010", "1011"]  # the main root's test folder, only
     extra_ids = {r for r in m.sources[1]["recordings"]}
-    assert len(extra_ids) == 6 and all(r.startswith("src1-") for r in extra_ids) and not extra_ids & main_ids
-    assert extra_ids <= set(m.splits["train"].recordings)  # its test folder too: never test, val only if asked
-    assert m.sources[1]["seconds"] == 12.0 and sum(m.sources[1]["instrument_positives"].values()) > 0
+    assert (
+        len(extra_ids) == 6
+        and all(r.startswith("src1-") for r in extra_ids)
+        and not extra_ids & main_ids
+    )
+    # its test folder too: never test, val only if asked
+    assert extra_ids <= set(m.splits["train"].recordings)
+    assert (
+        m.sources[1]["seconds"] == 12.0 and sum(m.sources[1]["instrument_positives"].values()) > 0
+    )
     assert [s["root"] for s in m.sources] == [str(synth_root.resolve()), str(extra.resolve())]
     assert "roots" not in m.build  # recorded once, with each source
-    with_val = build_shards([synth_root, extra], tmp_path / "v", BuildConfig(shards_per_split=2, val_fraction=0.5,
-                                                                              extra_val=True)).manifest
+    with_val = build_shards(
+        [synth_root, extra],
+        tmp_path / "v",
+        BuildConfig(shards_per_split=2, val_fraction=0.5, extra_val=True),
+    ).manifest
     assert any(r.startswith("src1-") for r in with_val.splits["val"].recordings)
     assert not any(r.startswith("src1-") for r in with_val.splits["test"].recordings)
 

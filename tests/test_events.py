@@ -21,15 +21,20 @@ P = np.array([0.1, 0.8, 0.2, 0.9, 0.1, 0.1, 0.6, 0.1])
 EDGES = np.arange(9) * 0.5  # eight regions of 0.5 s
 
 
-@pytest.mark.parametrize("rule, named", [
-    (EventRule(1, 0.7, 0.5, 0.0, 0.0), [1, 3]),  # 0.6 reaches low but no high: dropped by the hysteresis
-    (EventRule(1, 0.5, 0.5, 0.0, 0.0), [1, 3, 6]),  # one threshold
-    (EventRule(1, 0.7, 0.5, 0.6, 0.0), [1, 2, 3]),  # the 0.5 s gap between two events is filled
-    (EventRule(1, 0.7, 0.5, 0.6, 1.6), []),  # the 1.5 s event is shorter than 1.6 s
-    (EventRule(1, 0.7, 0.5, 0.0, 0.5), [1, 3]),  # 0.5 s events are not shorter than 0.5 s
-    (EventRule(3, 0.7, 0.5, 0.0, 0.0), [2]),  # medians of 3: 0.1 0.2 0.8 0.2 0.1 0.1 0.1 0.1
-    (EventRule(1, 0.05, 0.05, 10.0, 0.0), list(range(8))),  # everything; no gap at either end to fill
-])
+@pytest.mark.parametrize(
+    "rule, named",
+    [
+        # 0.6 reaches low but no high: dropped by the hysteresis
+        (EventRule(1, 0.7, 0.5, 0.0, 0.0), [1, 3]),
+        (EventRule(1, 0.5, 0.5, 0.0, 0.0), [1, 3, 6]),  # one threshold
+        (EventRule(1, 0.7, 0.5, 0.6, 0.0), [1, 2, 3]),  # the 0.5 s gap between two events is filled
+        (EventRule(1, 0.7, 0.5, 0.6, 1.6), []),  # the 1.5 s event is shorter than 1.6 s
+        (EventRule(1, 0.7, 0.5, 0.0, 0.5), [1, 3]),  # 0.5 s events are not shorter than 0.5 s
+        (EventRule(3, 0.7, 0.5, 0.0, 0.0), [2]),  # medians of 3: 0.1 0.2 0.8 0.2 0.1 0.1 0.1 0.1
+        # everything; no gap at either end to fill
+        (EventRule(1, 0.05, 0.05, 10.0, 0.0), list(range(8))),
+    ],
+)
 def test_rules_worked_out_by_hand(rule, named):
     active = decode(P[:, None], EDGES, [rule])[:, 0]
     assert np.flatnonzero(active).tolist() == named
@@ -48,7 +53,11 @@ def _runs(idx):
 
 def test_gaps_at_the_ends_are_not_filled():
     p = np.array([0.1, 0.9, 0.1])
-    assert decode(p[:, None], EDGES[:4], [EventRule(1, 0.5, 0.5, 5.0, 0.0)])[:, 0].tolist() == [False, True, False]
+    assert decode(p[:, None], EDGES[:4], [EventRule(1, 0.5, 0.5, 5.0, 0.0)])[:, 0].tolist() == [
+        False,
+        True,
+        False,
+    ]
 
 
 def test_regions_tile_the_timeline():
@@ -65,13 +74,18 @@ def test_the_fitting_track_decodes_as_prediction_does():
         p = np.clip(0.5 * y + rng.uniform(0, 0.6, (w, 1)), 0, 1)
         seqs.append((p, y, regions(np.arange(w) * 0.5, np.arange(w) * 0.5 + 1, w * 0.5 + 0.5)))
     track = Track([(p[:, 0], y[:, 0], e) for p, y, e in seqs])
-    for rule in (EventRule(3, 0.6, 0.4, 1.0, 1.0), EventRule(5, 0.7, 0.3, 0.5, 2.0), EventRule(1, 0.5, 0.5, 0, 0)):
+    for rule in (
+        EventRule(3, 0.6, 0.4, 1.0, 1.0),
+        EventRule(5, 0.7, 0.3, 0.5, 2.0),
+        EventRule(1, 0.5, 0.5, 0, 0),
+    ):
         expected = np.concatenate([np.r_[decode(p, e, [rule])[:, 0], False] for p, _, e in seqs])
         assert np.array_equal(track.active(rule), expected)
 
 
 def test_fitting_finds_the_rule_that_makes_the_reference():
-    """Noisy probabilities over events: a rule that smooths, fills and drops makes the reference events."""
+    """Noisy probabilities over events: a rule that smooths, fills and drops makes the reference
+    events."""
     rng = np.random.default_rng(1)
     seqs = []
     for _ in range(60):
@@ -84,12 +98,18 @@ def test_fitting_finds_the_rule_that_makes_the_reference():
     active = [decode(p, e, rules)[:, 0] for p, _, e in seqs]
     plain = [decode(p, e, [EventRule.plain(0.55)])[:, 0] for p, _, e in seqs]
     exact = np.mean([np.array_equal(a, y[:, 0]) for a, (_, y, _) in zip(active, seqs, strict=True)])
-    assert exact > np.mean([np.array_equal(a, y[:, 0]) for a, (_, y, _) in zip(plain, seqs, strict=True)])
+    assert exact > np.mean(
+        [np.array_equal(a, y[:, 0]) for a, (_, y, _) in zip(plain, seqs, strict=True)]
+    )
 
 
 def test_calibration_keeps_the_rules_and_old_files_still_load(tmp_path):
-    cal = Calibration([0.4] * 11, {b: [0.1] * 11 for b in ("prior", "valmean", "noise")}, "test",
-                      events=[EventRule(3, 0.6, 0.4, 1.0, 0.5).to_dict()] * 11)
+    cal = Calibration(
+        [0.4] * 11,
+        {b: [0.1] * 11 for b in ("prior", "valmean", "noise")},
+        "test",
+        events=[EventRule(3, 0.6, 0.4, 1.0, 0.5).to_dict()] * 11,
+    )
     back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())), "x")
     assert back.event_rules()[0] == EventRule(3, 0.6, 0.4, 1.0, 0.5) and back.format == 2
     old = {k: v for k, v in cal.to_dict().items() if k not in ("events", "format")}  # format 1
@@ -104,19 +124,23 @@ def test_calibration_keeps_the_rules_and_old_files_still_load(tmp_path):
         Calibration.from_dict({**cal.to_dict(), "format": 7}, "cal.json")
 
 
-# --- scoring: a reference and predictions worked out by hand ---------------------------------------------------
+# --- scoring: a reference and predictions worked out by hand
+# ---------------------------------------------------
 
 REFERENCE = {"a.wav": [(0.0, 4.0, "Violin"), (2.0, 8.0, "Cello")]}
-ESTIMATED = {"a.wav": [(0.2, 4.3, "Violin"), (5.0, 8.0, "Cello"), (6.0, 7.0, "Flute"), (9.0, 10.0, "Piano")]}
+ESTIMATED = {
+    "a.wav": [(0.2, 4.3, "Violin"), (5.0, 8.0, "Cello"), (6.0, 7.0, "Flute"), (9.0, 10.0, "Piano")]
+}
 OTHERS = {"a.wav": [(8.5, 10.0, "trumpet")]}
 
 
 def test_figures_worked_out_by_hand():
-    """1 s segments 0-9. Violin: reference 0-3, named 0-4; Cello: reference 2-7, named 5-7; Flute named in 6,
-    Piano in 9, neither plays: TP 7, FP 3, FN 3, F1 14/20. Error rate: seg 2 and 3 a deletion (cello), seg 4
-    a substitution (violin for cello), seg 6 and 9 an insertion: 5 / 10 reference = 0.5. Events: the violin
-    matches (onset 0.2 s off, offset 0.3 s), the cello does not (onset 3 s off): 1 of 4 named, 1 of 2:
-    F1 2/6. Only the trumpet plays 8.5-10 s; piano is named in 9-10: 1.0 of 1.5 s."""
+    """1 s segments 0-9. Violin: reference 0-3, named 0-4; Cello: reference 2-7, named 5-7; Flute
+    named in 6, Piano in 9, neither plays: TP 7, FP 3, FN 3, F1 14/20. Error rate: seg 2 and 3 a
+    deletion (cello), seg 4 a substitution (violin for cello), seg 6 and 9 an insertion: 5 / 10
+    reference = 0.5. Events: the violin matches (onset 0.2 s off, offset 0.3 s), the cello does not
+    (onset 3 s off): 1 of 4 named, 1 of 2: F1 2/6. Only the trumpet plays 8.5-10 s; piano is named
+    in 9-10: 1.0 of 1.5 s."""
     seg_probs = np.zeros((10, 11))
     seg_probs[:, NAMES.index("Violin")] = [0.9, 0.9, 0.9, 0.8, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1]
     seg_probs[:, NAMES.index("Cello")] = [0.5, 0.1, 0.2, 0.2, 0.6, 0.7, 0.7, 0.7, 0.1, 0.1]
@@ -127,9 +151,13 @@ def test_figures_worked_out_by_hand():
     assert r["per_class"]["Violin"]["event_f1"] == pytest.approx(1.0)
     assert r["per_class"]["Cello"]["event_f1"] == pytest.approx(0.0)
     assert r["named_never_playing"] == {"per_file": 2.0, "files": {"a.wav": ["Flute", "Piano"]}}
-    assert r["others_only"] == {"seconds": 1.5, "named_seconds": 1.0, "share_named": pytest.approx(0.6667)}
-    # Violin's playing segments all above the rest: AP 1. Cello: 0.7 x3 and 0.6 (playing), 0.5 (not), then
-    # 0.2 x2 (playing): 0.5 + 1/6 + 2/6 x 6/7.
+    assert r["others_only"] == {
+        "seconds": 1.5,
+        "named_seconds": 1.0,
+        "share_named": pytest.approx(0.6667),
+    }
+    # Violin's playing segments all above the rest: AP 1. Cello: 0.7 x3 and 0.6 (playing), 0.5
+    # (not), then 0.2 x2 (playing): 0.5 + 1/6 + 2/6 x 6/7.
     assert r["per_class"]["Violin"]["segment_ap"] == pytest.approx(1.0)
     assert r["per_class"]["Cello"]["segment_ap"] == pytest.approx(0.5 + 1 / 6 + 2 / 7)
     assert r["segment"]["mAP"] == pytest.approx((1.0 + 0.5 + 1 / 6 + 2 / 7) / 2)
@@ -152,31 +180,77 @@ HEADER = "filename\tonset\toffset\tevent_label\n"
 
 
 def test_eval_events_reports_and_refuses_to_overwrite(tiny_run, tmp_path):
-    folder = _mixtures(tmp_path / "mix", HEADER + "a.mp3\t0.0\t2.0\tViolin\nb.wav\n",
-                       HEADER + "b.wav\t0.5\t2.5\tvoice\n")
+    folder = _mixtures(
+        tmp_path / "mix",
+        HEADER + "a.mp3\t0.0\t2.0\tViolin\nb.wav\n",
+        HEADER + "b.wav\t0.5\t2.5\tvoice\n",
+    )
     out = tmp_path / "report"
     r = invoke(eval_app, ["events", folder, "--model", tiny_run, "--out", out])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
-    assert rep["files"] == 2 and rep["reference_events"] == 1 and rep["others_only"]["seconds"] == 2.0
-    assert set(rep["per_class"]) == set(NAMES) and "segment-based F1" in (out / "report.md").read_text()
+    assert (
+        rep["files"] == 2 and rep["reference_events"] == 1 and rep["others_only"]["seconds"] == 2.0
+    )
+    assert (
+        set(rep["per_class"]) == set(NAMES)
+        and "segment-based F1" in (out / "report.md").read_text()
+    )
     r = invoke(eval_app, ["events", folder, "--model", tiny_run, "--out", out])
     assert r.exit_code == 1 and "already exists" in r.output
 
 
-@pytest.mark.parametrize("rows, others, audio, message", [
-    (HEADER + "a.mp3\t0\t2\tKazoo\nb.wav\n", None, ("a.mp3", "b.wav"), "line 2: 'Kazoo' is not one of the 11"),
-    (HEADER + "a.mp3\t2\t1\tViolin\nb.wav\n", None, ("a.mp3", "b.wav"), "line 2: needs 0 <= onset < offset"),
-    (HEADER + "a.mp3\t1\t1\tViolin\nb.wav\n", None, ("a.mp3", "b.wav"), "line 2: needs 0 <= onset < offset"),
-    (HEADER + "a.mp3\t0\tnan\tViolin\nb.wav\n", None, ("a.mp3", "b.wav"), "line 2: needs 0 <= onset < offset"),
-    (HEADER + "a.mp3\t0\t9\tViolin\nb.wav\n", None, ("a.mp3", "b.wav"), "a.mp3: Violin 0-9 s ends after the file"),
-    (HEADER + "a.mp3\t0\t1\tViolin\nc.wav\n", None, ("a.mp3",), "lists c.wav, which is not in"),
-    (HEADER + "a.mp3\t0\t1\tViolin\n", None, ("a.mp3", "b.wav"), "b.wav: not in reference.tsv"),
-    ("filename,onset,offset,event_label\na.mp3,0,1,Violin\n", None, ("a.mp3",), "line 1: expected the tab-separated"),
-    ("onset\toffset\tevent_label\n", None, ("a.mp3",), "line 1: expected the tab-separated header"),
-    (HEADER + "a.mp3\t0\t1\tViolin\n", "nothing\n", ("a.mp3",), "others.tsv: line 1: expected"),
-    (HEADER + "a.mp3\t0\t1\n", None, ("a.mp3",), "line 2: expected 4 tab-separated columns"),
-])
+@pytest.mark.parametrize(
+    "rows, others, audio, message",
+    [
+        (
+            HEADER + "a.mp3\t0\t2\tKazoo\nb.wav\n",
+            None,
+            ("a.mp3", "b.wav"),
+            "line 2: 'Kazoo' is not one of the 11",
+        ),
+        (
+            HEADER + "a.mp3\t2\t1\tViolin\nb.wav\n",
+            None,
+            ("a.mp3", "b.wav"),
+            "line 2: needs 0 <= onset < offset",
+        ),
+        (
+            HEADER + "a.mp3\t1\t1\tViolin\nb.wav\n",
+            None,
+            ("a.mp3", "b.wav"),
+            "line 2: needs 0 <= onset < offset",
+        ),
+        (
+            HEADER + "a.mp3\t0\tnan\tViolin\nb.wav\n",
+            None,
+            ("a.mp3", "b.wav"),
+            "line 2: needs 0 <= onset < offset",
+        ),
+        (
+            HEADER + "a.mp3\t0\t9\tViolin\nb.wav\n",
+            None,
+            ("a.mp3", "b.wav"),
+            "a.mp3: Violin 0-9 s ends after the file",
+        ),
+        (HEADER + "a.mp3\t0\t1\tViolin\nc.wav\n", None, ("a.mp3",), "lists c.wav, which is not in"),
+        (HEADER + "a.mp3\t0\t1\tViolin\n", None, ("a.mp3", "b.wav"), "b.wav: not in reference.tsv"),
+        (
+            "filename,onset,offset,event_label\na.mp3,0,1,Violin\n",
+            None,
+            ("a.mp3",),
+            "line 1: expected the tab-separated",
+        ),
+        (
+            "onset\toffset\tevent_label\n",
+            None,
+            ("a.mp3",),
+            "line 1: expected the tab-separated header",
+        ),
+        (HEADER + "a.mp3\t0\t1\tViolin\n", "nothing\n", ("a.mp3",), "others.tsv: line 1: expected"),
+        (HEADER + "a.mp3\t0\t1\n", None, ("a.mp3",), "line 2: expected 4 tab-separated columns"),
+    ],
+)
 def test_bad_event_lists_name_the_file_and_row(tiny_run, tmp_path, rows, others, audio, message):
     folder = _mixtures(tmp_path / "mix", rows, others, audio)
     out = tmp_path / "report"
@@ -187,14 +261,22 @@ def test_bad_event_lists_name_the_file_and_row(tiny_run, tmp_path, rows, others,
 
 def test_an_empty_folder_is_one_line(tiny_run, tmp_path):
     (tmp_path / "empty").mkdir()
-    r = invoke(eval_app, ["events", tmp_path / "empty", "--model", tiny_run, "--out", tmp_path / "rep"])
+    r = invoke(
+        eval_app, ["events", tmp_path / "empty", "--model", tiny_run, "--out", tmp_path / "rep"]
+    )
     assert r.exit_code == 1 and "no reference.tsv" in r.output
     (tmp_path / "empty" / "audio").mkdir()
     (tmp_path / "empty" / "reference.tsv").write_text(HEADER)
-    r = invoke(eval_app, ["events", tmp_path / "empty", "--model", tiny_run, "--out", tmp_path / "rep"])
+    r = invoke(
+        eval_app, ["events", tmp_path / "empty", "--model", tiny_run, "--out", tmp_path / "rep"]
+    )
     assert r.exit_code == 1 and "holds no audio files" in r.output
 
 
 def test_read_events_accepts_files_without_events(tmp_path):
     (tmp_path / "r.tsv").write_text(HEADER + "x.wav\t0.5\t1.5\tPiano\ny.wav\t\t\t\nz.wav\n")
-    assert read_events(tmp_path / "r.tsv", NAMES) == {"x.wav": [(0.5, 1.5, "Piano")], "y.wav": [], "z.wav": []}
+    assert read_events(tmp_path / "r.tsv", NAMES) == {
+        "x.wav": [(0.5, 1.5, "Piano")],
+        "y.wav": [],
+        "z.wav": [],
+    }

@@ -1,6 +1,7 @@
-"""Hostile input, round three, by cause: damaged instruments (SFZ text written by hand, WAV headers built
-by hand), damaged models (a checkpoint damaged by hand, bit rot in a shipped file), recipe stamps that would
-lie, two writers in one folder, and the loose ends (header-only tables, lying AIFF headers, empty excerpts)."""
+"""Hostile input, round three, by cause: damaged instruments (SFZ text written by hand, WAV headers
+built by hand), damaged models (a checkpoint damaged by hand, bit rot in a shipped file), recipe
+stamps that would lie, two writers in one folder, and the loose ends (header-only tables, lying AIFF
+headers, empty excerpts)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def _render_extra():
     except ImportError:
         if os.environ.get("CI"):
             raise
-        pytest.skip("no FluidSynth/sfizz/music21 here (make setup installs them; CI always runs these tests)")
+        pytest.skip(
+            "no FluidSynth/sfizz/music21 here (make setup installs them; CI always runs these "
+            "tests)"
+        )
 
 
 def _note(path, seconds=1.0):
@@ -52,8 +56,15 @@ def _library(root, sfz_text):
     (root / "viol").mkdir(parents=True)
     _note(root / "viol" / "A4.wav")
     (root / "viol" / "viol.sfz").write_text(sfz_text)
-    entry = {"name": "viol", "kind": "sfz", "path": "viol/viol.sfz", "instrument": "Violin", "source": "hand",
-             "licence": "CC0", "attribution": "tests"}
+    entry = {
+        "name": "viol",
+        "kind": "sfz",
+        "path": "viol/viol.sfz",
+        "instrument": "Violin",
+        "source": "hand",
+        "licence": "CC0",
+        "attribution": "tests",
+    }
     (root / LIBRARY_FILE).write_text(json.dumps({"format": 1, "instruments": [entry]}))
     return root
 
@@ -62,33 +73,60 @@ def _lying_wav(path, claims: int):
     """A WAV whose data chunk claims `claims` bytes and holds one second."""
     data = np.zeros(44100, "<i2").tobytes()
     fmt = struct.pack("<HHIIHH", 1, 1, 44100, 88200, 2, 16)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-                     + b"data" + struct.pack("<I", claims) + data)
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", claims)
+        + data
+    )
 
 
-@pytest.mark.parametrize("region, message", [
-    ("sample=missing.wav", "'missing.wav': no such file"),
-    ("sample=empty.wav", "'empty.wav': empty file"),
-    ("sample=../../etc/passwd", "is outside the instrument library"),
-    ("sample=/etc/passwd", "is outside the instrument library"),
-    ("sample=huge.wav", "'huge.wav': truncated audio"),
-    ("sample=*sine", "is a generator, not a recorded sample"),
-    ("sample=notes.txt", "'notes.txt': not audio, or a format we cannot decode"),
-])
+@pytest.mark.parametrize(
+    "region, message",
+    [
+        ("sample=missing.wav", "'missing.wav': no such file"),
+        ("sample=empty.wav", "'empty.wav': empty file"),
+        ("sample=../../etc/passwd", "is outside the instrument library"),
+        ("sample=/etc/passwd", "is outside the instrument library"),
+        ("sample=huge.wav", "'huge.wav': truncated audio"),
+        ("sample=*sine", "is a generator, not a recorded sample"),
+        ("sample=notes.txt", "'notes.txt': not audio, or a format we cannot decode"),
+    ],
+)
 def test_a_damaged_instrument_is_an_error_naming_the_sample(tmp_path, region, message):
     _render_extra()
     from musicid.pipeline.library import load_library
 
-    root = _library(tmp_path / "lib",
-                    f"<region> sample=A4.wav lokey=0 hikey=60\n<region> {region} lokey=61 hikey=127\n")
+    root = _library(
+        tmp_path / "lib",
+        f"<region> sample=A4.wav lokey=0 hikey=60\n<region> {region} lokey=61 hikey=127\n",
+    )
     (root / "viol" / "empty.wav").write_bytes(b"")
     (root / "viol" / "notes.txt").write_text("not a sample")
     _lying_wav(root / "viol" / "huge.wav", 0xFFFFFFF0)  # 4 GB claimed, one second held
     with pytest.raises(InputError, match=message):
         load_library(root)
     out = tmp_path / "data"
-    r = invoke(pipeline_app, ["synth", out, "--recordings", "4", "--seconds", "1", "--engine", "sampled",
-                              "--library", root])
+    r = invoke(
+        pipeline_app,
+        [
+            "synth",
+            out,
+            "--recordings",
+            "4",
+            "--seconds",
+            "1",
+            "--engine",
+            "sampled",
+            "--library",
+            root,
+        ],
+    )
     assert r.exit_code == 1 and "viol.sfz: region sample" in r.output and not out.exists()
 
 
@@ -111,7 +149,11 @@ def test_a_library_record_with_fields_of_the_wrong_type_is_one_line(tmp_path):
 def test_corpus_names_are_composers_only(tmp_path):
     _render_extra()
     r = invoke(pipeline_app, ["render", tmp_path / "out", "--corpus", "lib"])
-    assert r.exit_code == 1 and "'lib' is not a composer of music21's corpus" in r.output and "haydn" in r.output
+    assert (
+        r.exit_code == 1
+        and "'lib' is not a composer of music21's corpus" in r.output
+        and "haydn" in r.output
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -123,11 +165,18 @@ def test_a_second_render_into_a_folder_being_written_is_refused(tmp_path):
     fd = os.open(out, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a render is writing here
     try:
-        r = invoke(pipeline_app, ["synth", out, "--recordings", "2", "--seconds", "1", "--overwrite"])
+        r = invoke(
+            pipeline_app, ["synth", out, "--recordings", "2", "--seconds", "1", "--overwrite"]
+        )
         assert r.exit_code == 1 and "another musicid synth (pid 4242) is writing here" in r.output
     finally:
         os.close(fd)
-    assert invoke(pipeline_app, ["synth", out, "--recordings", "2", "--seconds", "1", "--overwrite"]).exit_code == 0
+    assert (
+        invoke(
+            pipeline_app, ["synth", out, "--recordings", "2", "--seconds", "1", "--overwrite"]
+        ).exit_code
+        == 0
+    )
     assert not (out / ".musicid-writer").exists()
 
 
@@ -164,7 +213,9 @@ def test_damaged_weights_are_one_error_naming_the_file(tiny_run, tmp_path):
             message = "gives NaN or infinite probabilities"
         else:
             message = "damaged weights: backbone.layer1.0.conv1.weight holds NaN"
-        r = invoke(predict_app, [song, "--model", run, "--runtime", runtime, "-o", tmp_path / "out"])
+        r = invoke(
+            predict_app, [song, "--model", run, "--runtime", runtime, "-o", tmp_path / "out"]
+        )
         errors = [line for line in r.output.splitlines() if line.startswith("error:")]
         assert r.exit_code == 1 and len(errors) == 1 and message in errors[0], r.output
     assert torch.isnan(ckpt.model["backbone.layer1.0.conv1.weight"]).any()
@@ -193,7 +244,8 @@ def test_a_shipped_file_with_bit_rot_is_named(tiny_run, tmp_path, monkeypatch):
 
 
 def test_two_predictions_into_one_folder_at_once(tiny_run, tmp_path, monkeypatch):
-    """The second finds the first's outputs only when it writes (both checked before predicting): refused."""
+    """The second finds the first's outputs only when it writes (both checked before predicting):
+    refused."""
     import musicid.infer.outputs as outputs
 
     song = write_mp3(tmp_path / "song.mp3", tone(2.0, 44100, 1), 44100, vbr=False)
@@ -202,7 +254,12 @@ def test_two_predictions_into_one_folder_at_once(tiny_run, tmp_path, monkeypatch
 
     def meanwhile(*args, **kwargs):  # the other process writes its outputs while this one predicts
         monkeypatch.setattr(outputs, "predict_file", real)
-        assert invoke(predict_app, [song, "--model", tiny_run, "-o", out, "--format", "json"]).exit_code == 0
+        assert (
+            invoke(
+                predict_app, [song, "--model", tiny_run, "-o", out, "--format", "json"]
+            ).exit_code
+            == 0
+        )
         return real(*args, **kwargs)
 
     monkeypatch.setattr(outputs, "predict_file", meanwhile)
@@ -215,7 +272,9 @@ def test_two_predictions_into_one_folder_at_once(tiny_run, tmp_path, monkeypatch
 def test_a_stray_value_after_a_flag_is_named(tiny_run, tmp_path):
     song = write_mp3(tmp_path / "song.mp3", tone(1.0, 44100, 1), 44100, vbr=False)
     r = invoke(predict_app, [song, "--overwrite", "true", "--model", tiny_run])
-    assert r.exit_code == 1 and "true: not a file; options such as --overwrite are flags" in r.output
+    assert (
+        r.exit_code == 1 and "true: not a file; options such as --overwrite are flags" in r.output
+    )
 
 
 def test_a_clips_table_with_only_its_header_says_so(tmp_path):
@@ -229,9 +288,18 @@ def test_an_aiff_whose_header_lies_is_truncated_not_shortened(tmp_path):
     from musicid.audio import load_audio
 
     frames = np.zeros(1000, ">i2").tobytes()
-    comm = struct.pack(">hIh", 1, 44100, 16) + b"\x40\x0e\xac\x44" + b"\0" * 6  # 44100 Hz, 80-bit float
+    # 44100 Hz, 80-bit float
+    comm = struct.pack(">hIh", 1, 44100, 16) + b"\x40\x0e\xac\x44" + b"\0" * 6
     ssnd = struct.pack(">II", 0, 0) + frames
-    body = b"AIFF" + b"COMM" + struct.pack(">I", len(comm)) + comm + b"SSND" + struct.pack(">I", 8 + 88200) + ssnd
+    body = (
+        b"AIFF"
+        + b"COMM"
+        + struct.pack(">I", len(comm))
+        + comm
+        + b"SSND"
+        + struct.pack(">I", 8 + 88200)
+        + ssnd
+    )
     path = tmp_path / "lie.aiff"
     path.write_bytes(b"FORM" + struct.pack(">I", len(body)) + body)
     with pytest.raises(AudioError, match="truncated audio \\(SSND chunk declares"):
@@ -246,14 +314,18 @@ def test_a_silent_failing_npm_says_so(tmp_path, monkeypatch):
     from musicid.pipeline import fetch
 
     monkeypatch.setattr(fetch.shutil, "which", lambda _: "/bin/false")
-    monkeypatch.setattr(fetch.subprocess, "run",
-                        lambda *a, **k: subprocess.CompletedProcess(a, 1, stdout="", stderr=""))
+    monkeypatch.setattr(
+        fetch.subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(a, 1, stdout="", stderr=""),
+    )
     with pytest.raises(InputError, match=r"npm pack x failed \(exit 1\), saying nothing") as info:
         fetch._npm_pack("x", tmp_path)
     assert "[]" not in str(info.value)
 
 
-# --- the recipe's stamps --------------------------------------------------------------------------------------
+# --- the recipe's stamps
+# --------------------------------------------------------------------------------------
 
 
 def _recipe_steps(tmp_path, fail_at: str | None = None):
@@ -262,17 +334,25 @@ def _recipe_steps(tmp_path, fail_at: str | None = None):
     log = tmp_path / "ran.txt"
     steps = Steps(tmp_path)
     for name in ("data", "shards", "train"):
-        code = f"open({str(log)!r}, 'a').write('{name} ' + ' '.join(__import__('sys').argv[1:]) + '\\n')"
+        code = (
+            f"open({str(log)!r}, 'a')"
+            f".write('{name} ' + ' '.join(__import__('sys').argv[1:]) + '\\n')"
+        )
         if name == fail_at:
             code += "; raise SystemExit(3)"
-        steps.run(name, [sys.executable, "-c", code, f"--setting={tmp_path.name}"], again=("--overwrite",))
+        steps.run(
+            name, [sys.executable, "-c", code, f"--setting={tmp_path.name}"], again=("--overwrite",)
+        )
     return log
 
 
 def test_recipe_stamps_record_settings_and_rerun_what_changed(tmp_path):
     log = _recipe_steps(tmp_path)
     assert log.read_text().splitlines() == [f"data --setting={tmp_path.name}"] + [
-        f"{n} --setting={tmp_path.name} --overwrite" for n in ("shards", "train")]  # after a step that ran
+        # after a step that ran
+        f"{n} --setting={tmp_path.name} --overwrite"
+        for n in ("shards", "train")
+    ]
     log.unlink()
     _recipe_steps(tmp_path)
     assert not log.exists()  # the same settings: every step is done
@@ -283,7 +363,8 @@ def test_recipe_stamps_record_settings_and_rerun_what_changed(tmp_path):
     stamp = json.loads((tmp_path / ".done-data").read_text())
     assert stamp["command"][-1] == f"--setting={tmp_path.name}" and "seconds" in stamp
     log.unlink()
-    stamp["command"][-1] = "--setting=other"  # a stamp of other settings: that step and every later one again
+    # a stamp of other settings: that step and every later one again
+    stamp["command"][-1] = "--setting=other"
     (tmp_path / ".done-data").write_text(json.dumps(stamp))
     _recipe_steps(tmp_path)
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["data", "shards", "train"]

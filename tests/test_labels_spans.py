@@ -20,12 +20,21 @@ def notes(*rows):
 
 
 def test_merge_spans_hand_computed():
-    spans = merge_spans(notes((0, 10, PIANO, 60), (5, 15, VIOLIN, 67), (20, 30, PIANO, 62), (30, 40, CELLO, 48)))
+    spans = merge_spans(
+        notes((0, 10, PIANO, 60), (5, 15, VIOLIN, 67), (20, 30, PIANO, 62), (30, 40, CELLO, 48))
+    )
     assert spans.start.tolist() == [0, 5, 10, 15, 20, 30]
     assert spans.end.tolist() == [5, 10, 15, 20, 30, 40]
     on = [set(np.flatnonzero(r)) for r in spans.instruments]
     assert on == [{PIANO}, {PIANO, VIOLIN}, {VIOLIN}, set(), {PIANO}, {CELLO}]
-    assert [set(np.flatnonzero(r)) for r in spans.notes] == [{60}, {60, 67}, {67}, set(), {62}, {48}]
+    assert [set(np.flatnonzero(r)) for r in spans.notes] == [
+        {60},
+        {60, 67},
+        {67},
+        set(),
+        {62},
+        {48},
+    ]
 
 
 def test_note_touching_a_boundary_does_not_sound_in_the_neighbour_span():
@@ -61,20 +70,29 @@ def _csv(path, rows, columns=LABEL_COLUMNS):
 
 
 def test_bad_rows_are_dropped_and_counted(tmp_path):
-    path = _csv(tmp_path / "1.csv", [
-        (0, 100, 1, 60, 0, 1, "Quarter"),      # good
-        (50, 50, 1, 60, 0, 1, "Quarter"),      # end == start
-        (80, 40, 41, 60, 0, 1, "Quarter"),     # end < start
-        (-5, 40, 41, 60, 0, 1, "Quarter"),     # negative
-        (100, 5000, 41, 60, 0, 1, "Quarter"),  # past the end of a 1000-sample wav
-        (0, 100, 25, 60, 0, 1, "Quarter"),     # guitar: not one of the 11
-        (0, 100, 1, 200, 0, 1, "Quarter"),     # no such MIDI pitch
-        ("x", 100, 1, 60, 0, 1, "Quarter"),    # not a number
-    ])
+    path = _csv(
+        tmp_path / "1.csv",
+        [
+            (0, 100, 1, 60, 0, 1, "Quarter"),  # good
+            (50, 50, 1, 60, 0, 1, "Quarter"),  # end == start
+            (80, 40, 41, 60, 0, 1, "Quarter"),  # end < start
+            (-5, 40, 41, 60, 0, 1, "Quarter"),  # negative
+            (100, 5000, 41, 60, 0, 1, "Quarter"),  # past the end of a 1000-sample wav
+            (0, 100, 25, 60, 0, 1, "Quarter"),  # guitar: not one of the 11
+            (0, 100, 1, 200, 0, 1, "Quarter"),  # no such MIDI pitch
+            ("x", 100, 1, 60, 0, 1, "Quarter"),  # not a number
+        ],
+    )
     got, dropped = read_labels(path, n_samples=1000)
     assert len(got) == 1 and got.start.tolist() == [0] and got.instrument.tolist() == [0]
-    assert dropped == {"rows_end_not_after_start": 2, "rows_negative_time": 1, "rows_past_end_of_audio": 1,
-                       "rows_unknown_instrument": 1, "rows_bad_pitch": 1, "rows_not_numeric": 1}
+    assert dropped == {
+        "rows_end_not_after_start": 2,
+        "rows_negative_time": 1,
+        "rows_past_end_of_audio": 1,
+        "rows_unknown_instrument": 1,
+        "rows_bad_pitch": 1,
+        "rows_not_numeric": 1,
+    }
 
 
 def test_missing_column_names_file_and_column(tmp_path):

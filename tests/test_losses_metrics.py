@@ -16,8 +16,8 @@ LOGIT_09 = math.log(0.9 / 0.1)  # sigmoid -> 0.9
 
 
 def test_iou_loss_hand_computed():
-    # p = [[0.9, 0.1], [0.1, 0.9]], y = [[1, 0], [1, 1]]: soft FN = 0.1^2 + 0.9^2 + 0.1^2 = 0.83 over 3 positives,
-    # soft FP = 0.1^2 = 0.01 over 1 negative; eps = 1 in both denominators.
+    # p = [[0.9, 0.1], [0.1, 0.9]], y = [[1, 0], [1, 1]]: soft FN = 0.1^2 + 0.9^2 + 0.1^2 = 0.83
+    # over 3 positives, soft FP = 0.1^2 = 0.01 over 1 negative; eps = 1 in both denominators.
     logits = torch.tensor([[LOGIT_09, -LOGIT_09], [-LOGIT_09, LOGIT_09]])
     y = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     assert iou_loss(logits, y).item() == pytest.approx(0.83 / 4 + 0.01 / 2, rel=1e-5)
@@ -25,14 +25,17 @@ def test_iou_loss_hand_computed():
 
 def test_iou_loss_is_finite_without_positives_or_negatives():
     logits = torch.tensor([[LOGIT_09, -LOGIT_09]])
-    assert iou_loss(logits, torch.zeros(1, 2)).item() == pytest.approx((0.81 + 0.01) / 3, rel=1e-5)  # FP only
+    # FP only
+    assert iou_loss(logits, torch.zeros(1, 2)).item() == pytest.approx((0.81 + 0.01) / 3, rel=1e-5)
     assert iou_loss(logits, torch.ones(1, 2)).item() == pytest.approx((0.01 + 0.81) / 3, rel=1e-5)
 
 
 def test_bce_and_mse_hand_computed():
     logits = torch.tensor([[LOGIT_09, -LOGIT_09]])
     y = torch.tensor([[1.0, 1.0]])
-    assert bce_loss(logits, y).item() == pytest.approx(-(math.log(0.9) + math.log(0.1)) / 2, rel=1e-5)
+    assert bce_loss(logits, y).item() == pytest.approx(
+        -(math.log(0.9) + math.log(0.1)) / 2, rel=1e-5
+    )
     weighted = bce_loss(logits, y, pos_weight=torch.tensor([1.0, 3.0]))
     assert weighted.item() == pytest.approx(-(math.log(0.9) + 3 * math.log(0.1)) / 2, rel=1e-5)
     assert mse_loss(logits, y).item() == pytest.approx((0.01 + 0.81) / 2, rel=1e-5)

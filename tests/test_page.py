@@ -1,5 +1,6 @@
-"""The listening page in a real browser: headless Chromium (Debian's package) driven by Playwright, opening
-pages from file:// as a user would. `.ci/run` (through `make setup`) installs Chromium when it is missing."""
+"""The listening page in a real browser: headless Chromium (Debian's package) driven by Playwright,
+opening pages from file:// as a user would. `.ci/run` (through `make setup`) installs Chromium when
+it is missing."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ from musicid.infer.predict import Prediction
 from musicid.vocab import NAMES
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("MUSICID_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("MUSICID_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
+)
 if CHROMIUM is None and not os.environ.get("CI"):
-    pytest.skip("no chromium here (make setup installs it as root; CI always runs these tests)",
-                allow_module_level=True)
+    pytest.skip(
+        "no chromium here (make setup installs it as root; CI always runs these tests)",
+        allow_module_level=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,23 +34,45 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--autoplay-policy=no-user-gesture-required",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
 
 def known_prediction(tmp_path: Path, seconds: float = 6.0) -> Prediction:
-    """Windows every 0.5 s; violin the first half, cello from 2 s on, piano never; a real WAV beside it."""
+    """Windows every 0.5 s; violin the first half, cello from 2 s on, piano never; a real WAV beside
+    it."""
     wav = tmp_path / "known piece.wav"
-    sf.write(wav, 0.1 * np.sin(np.linspace(0, 2000, int(seconds * 22050))).astype(np.float32), 22050)
+    sf.write(
+        wav, 0.1 * np.sin(np.linspace(0, 2000, int(seconds * 22050))).astype(np.float32), 22050
+    )
     starts = np.arange(0, seconds - 1 + 1e-9, 0.5)
     probs = np.full((len(starts), len(NAMES)), 0.05)
     probs[starts < 3, NAMES.index("Violin")] = 0.9
     probs[starts >= 2, NAMES.index("Cello")] = 0.8
-    return Prediction(wav, seconds, list(NAMES), starts, starts + 1, probs, probs > 0.5, "calibrated", "model.pt",
-                      {"thresholds": [0.5] * len(NAMES)})
+    return Prediction(
+        wav,
+        seconds,
+        list(NAMES),
+        starts,
+        starts + 1,
+        probs,
+        probs > 0.5,
+        "calibrated",
+        "model.pt",
+        {"thresholds": [0.5] * len(NAMES)},
+    )
 
 
 def open_page(browser, path: Path):
@@ -61,7 +88,9 @@ def open_page(browser, path: Path):
 
 def on_at(pred: Prediction, t: float) -> list[str]:
     w = int(np.searchsorted(pred.regions(), t, side="right") - 1)
-    return [n for n, a in zip(pred.names, pred.active[min(w, len(pred.starts) - 1)], strict=True) if a]
+    return [
+        n for n, a in zip(pred.names, pred.active[min(w, len(pred.starts) - 1)], strict=True) if a
+    ]
 
 
 def test_page_shows_plays_and_seeks(browser, tmp_path):
@@ -70,23 +99,36 @@ def test_page_shows_plays_and_seeks(browser, tmp_path):
     out.parent.mkdir()
     write_html(pred, out)
     html = out.read_text()
-    assert "<script src" not in html and "<link" not in html and "http" not in html.split("<script>")[1]
+    assert (
+        "<script src" not in html
+        and "<link" not in html
+        and "http" not in html.split("<script>")[1]
+    )
     assert 'src="../known%20piece.wav"' in html  # a relative link to the input, not a copy
     page, errors = open_page(browser, out)
-    assert page.locator("#labels .instrument").count() == 11 and page.locator("#now li").count() == 11
-    assert page.evaluate("window.musicid.data.segments") == {k: [list(s) for s in v] for k, v in
-                                                             pred.segments().items()}
+    assert (
+        page.locator("#labels .instrument").count() == 11 and page.locator("#now li").count() == 11
+    )
+    assert page.evaluate("window.musicid.data.segments") == {
+        k: [list(s) for s in v] for k, v in pred.segments().items()
+    }
     assert page.locator("#summary tbody tr").count() == 2  # violin and cello
     for t in (0.3, 2.6, 4.9):
         page.evaluate(f"window.musicid.seek({t})")
-        page.wait_for_function(f"Math.abs(document.getElementById('audio').currentTime - {t}) < 0.01")
+        page.wait_for_function(
+            f"Math.abs(document.getElementById('audio').currentTime - {t}) < 0.01"
+        )
         shown = [li.get_attribute("data-name") for li in page.locator("#now li.on").all()]
         assert shown == on_at(pred, t), t
     box = page.locator("#overlay").bounding_box()
     page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
-    assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(4.5, abs=0.05)
+    assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(
+        4.5, abs=0.05
+    )
     page.keyboard.press("ArrowLeft")  # 5 s back from 4.5 s: the start
-    assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(0.0, abs=0.05)
+    assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(
+        0.0, abs=0.05
+    )
     page.keyboard.press("Space")
     page.wait_for_function("!document.getElementById('audio').paused")
     page.keyboard.press("Space")
@@ -121,7 +163,9 @@ def test_hostile_file_names_cannot_break_the_page(browser, tmp_path, name):
     out = tmp_path / "hostile.html"
     write_html(pred, out)
     page, errors = open_page(browser, out)
-    assert page.evaluate("window.musicid.data.segments")["Violin"] == [list(s) for s in pred.segments()["Violin"]]
+    assert page.evaluate("window.musicid.data.segments")["Violin"] == [
+        list(s) for s in pred.segments()["Violin"]
+    ]
     page.evaluate("window.musicid.seek(2.5)")
     page.wait_for_function("Math.abs(document.getElementById('audio').currentTime - 2.5) < 0.01")
     assert errors == []

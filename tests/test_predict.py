@@ -1,5 +1,5 @@
-"""musicid-predict on synthetic recordings with known labels: agreement, outputs, chunking, files from other
-encoders (LAME MP3, FFmpeg AAC/Opus in M4A/MP4/WebM), bad files, output collisions."""
+"""musicid-predict on synthetic recordings with known labels: agreement, outputs, chunking, files
+from other encoders (LAME MP3, FFmpeg AAC/Opus in M4A/MP4/WebM), bad files, output collisions."""
 
 from __future__ import annotations
 
@@ -28,12 +28,22 @@ SOLOS = ("Solo Piano", "Solo Flute", "Solo Violin", "Solo Cello")
 
 @pytest.fixture(scope="module")
 def solo(tmp_path_factory):
-    """A tiny model trained here on four solo timbres (20 train recordings of 6 s), and its test folder."""
+    """A tiny model trained here on four solo timbres (20 train recordings of 6 s), and its test
+    folder."""
     base = tmp_path_factory.mktemp("solo")
     synthesize(base / "data", recordings=24, seconds=6.0, seed=5, ensembles=SOLOS)
     build_shards(base / "data", base / "shards", BuildConfig(shards_per_split=2, val_fraction=0.25))
-    trainer = Trainer(TrainConfig(shards=str(base / "shards"), out=str(base / "run"), epochs=5, batch_size=8,
-                                  workers=0, shuffle_buffer=64, lr=2e-3))
+    trainer = Trainer(
+        TrainConfig(
+            shards=str(base / "shards"),
+            out=str(base / "run"),
+            epochs=5,
+            batch_size=8,
+            workers=0,
+            shuffle_buffer=64,
+            lr=2e-3,
+        )
+    )
     trainer.fit()
     return base / "run", base / "data" / "musicnet" / "musicnet"
 
@@ -45,9 +55,10 @@ def window_truth(pred, labels_csv):
 
 
 def test_timeline_agrees_with_labels(solo):
-    """top1 names a sounding instrument in more of the sounding windows of unseen recordings than chance
-    (1 in 4 solo timbres). This tiny model measured 0.52 (15 of 29 windows) here; the bar, 0.35, leaves five
-    windows of room for other CPU kernels. Quality itself is reported by the demo and the benchmarks."""
+    """top1 names a sounding instrument in more of the sounding windows of unseen recordings than
+    chance (1 in 4 solo timbres). This tiny model measured 0.52 (15 of 29 windows) here; the bar,
+    0.35, leaves five windows of room for other CPU kernels. Quality itself is reported by the demo
+    and the benchmarks."""
     run, data = solo
     right = total = 0
     for wav in sorted((data / "test_data").glob("*.wav")):
@@ -76,17 +87,22 @@ def test_cli_outputs_are_well_formed_and_bad_files_reported(solo, tmp_path):
     inputs.mkdir(parents=True)
     audio, sr = sf.read(src, dtype="float32")
     audio48 = soxr.resample(audio, sr, 48000)
-    sf.write(inputs / "stereo48k.flac", np.stack([audio48, 0.5 * audio48], 1), 48000)  # FLAC, stereo, 48 kHz
+    # FLAC, stereo, 48 kHz
+    sf.write(inputs / "stereo48k.flac", np.stack([audio48, 0.5 * audio48], 1), 48000)
     write_mp3(inputs / "lame.mp3", np.stack([audio, audio], 1), sr, vbr=True)
     write_ffmpeg(inputs / "film.mp4", np.stack([audio, audio], 1), sr, "aac")
     (inputs / "broken.wav").write_bytes(b"RIFF....WAVEnot really")
     (inputs / "cover.jpg").write_bytes(b"\xff\xd8 not audio")
     nan = tone(2.0, 44100)
     nan[500] = np.inf
-    write_float_wav(inputs / "a-nan.wav", nan, 44100)  # first in order: the files after it still run
+    # first in order: the files after it still run
+    write_float_wav(inputs / "a-nan.wav", nan, 44100)
     out = tmp_path / "out"
     r = invoke(app, [tmp_path / "in", src, tmp_path / "nope.wav", "--model", run, "-o", out])
-    assert r.exit_code == 1 and r.output.strip() == f"error: {tmp_path / 'nope.wav'}: no such file or folder"
+    assert (
+        r.exit_code == 1
+        and r.output.strip() == f"error: {tmp_path / 'nope.wav'}: no such file or folder"
+    )
     assert not out.exists()  # a typo is named before the model loads, and nothing is written
     r = invoke(app, [tmp_path / "in", src, "--model", run, "-o", out, "--top-k", "2"])
     assert r.exit_code == 1
@@ -98,22 +114,36 @@ def test_cli_outputs_are_well_formed_and_bad_files_reported(solo, tmp_path):
         assert list(rows[0])[-1] == "named" and all(0 <= float(row["Flute"]) <= 1 for row in rows)
         doc = json.loads((out / f"{stem}.instruments.json").read_text())
         assert doc["duration_s"] == pytest.approx(6.0, abs=0.08) and doc["predictor"] == "events"
-        assert doc["known_instruments"] == list(NAMES) and doc["hop_s"] == pytest.approx(0.5, abs=0.01)
+        assert doc["known_instruments"] == list(NAMES) and doc["hop_s"] == pytest.approx(
+            0.5, abs=0.01
+        )
         for inst in doc["instruments"]:
-            assert 0 < inst["share_of_time"] <= 1 and all(0 <= s < e <= 6.1 for s, e in inst["segments"])
+            assert 0 < inst["share_of_time"] <= 1 and all(
+                0 <= s < e <= 6.1 for s, e in inst["segments"]
+            )
             assert 0 <= inst["mean_probability_named"] <= inst["peak_probability_named"] <= 1
         events = (out / f"{stem}.events.tsv").read_text().splitlines()
         assert events[0] == "filename\tonset\toffset\tevent_label"
         assert len(events) - 1 == sum(len(inst["segments"]) for inst in doc["instruments"])
         assert (out / f"{stem}.instruments.png").stat().st_size > 5000
-    # The same music through LAME (VBR, with encoder delay): nearly the same probabilities. Measured mean
-    # absolute difference 0.022; the bar sits well above it.
-    mp3, wav = (np.array([[float(row[c]) for c in NAMES] for row in csv.DictReader(open(out / f"{s}.instruments.csv"))])
-                for s in ("lame", src.stem))
+    # The same music through LAME (VBR, with encoder delay): nearly the same probabilities. Measured
+    # mean absolute difference 0.022; the bar sits well above it.
+    mp3, wav = (
+        np.array(
+            [
+                [float(row[c]) for c in NAMES]
+                for row in csv.DictReader(open(out / f"{s}.instruments.csv"))
+            ]
+        )
+        for s in ("lame", src.stem)
+    )
     n = min(len(mp3), len(wav))
     assert np.abs(mp3[:n] - wav[:n]).mean() < 0.15
     summary = r.output.split(f"{src}")[1]
-    assert summary.count("% of the time") <= 2 and "The model knows these 11 instruments only" in r.output
+    assert (
+        summary.count("% of the time") <= 2
+        and "The model knows these 11 instruments only" in r.output
+    )
 
 
 def test_outputs_never_collide_or_overwrite(solo, tmp_path):
@@ -124,21 +154,39 @@ def test_outputs_never_collide_or_overwrite(solo, tmp_path):
         (tmp_path / d / "song.wav").write_bytes(src.read_bytes())
     sf.write(tmp_path / "d1" / "song.flac", sf.read(src)[0], 44100)
     out = tmp_path / "out"
-    args = [tmp_path / "d1" / "song.wav", tmp_path / "d2" / "song.wav", "--model", run, "-o", out, "--format",
-            "json,html"]
+    args = [
+        tmp_path / "d1" / "song.wav",
+        tmp_path / "d2" / "song.wav",
+        "--model",
+        run,
+        "-o",
+        out,
+        "--format",
+        "json,html",
+    ]
     assert invoke(app, args).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["d1_song.wav.instruments.html", "d1_song.wav.instruments.json",
-                                                     "d2_song.wav.instruments.html", "d2_song.wav.instruments.json",
-                                                     "index.html"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "d1_song.wav.instruments.html",
+        "d1_song.wav.instruments.json",
+        "d2_song.wav.instruments.html",
+        "d2_song.wav.instruments.json",
+        "index.html",
+    ]
     index = (out / "index.html").read_text()
-    assert "href='d1_song.wav.instruments.html'" in index and "href='d2_song.wav.instruments.html'" in index
+    assert (
+        "href='d1_song.wav.instruments.html'" in index
+        and "href='d2_song.wav.instruments.html'" in index
+    )
     assert 'src="../d1/song.wav"' in (out / "d1_song.wav.instruments.html").read_text()
     r = invoke(app, args)
     assert r.exit_code == 1 and "already exists" in r.output and "--overwrite" in r.output
     assert invoke(app, [*args, "--overwrite"]).exit_code == 0
-    r = invoke(app, [tmp_path / "d1", "--model", run, "--format", "json"])  # song.wav + song.flac, no -o
+    # song.wav + song.flac, no -o
+    r = invoke(app, [tmp_path / "d1", "--model", run, "--format", "json"])
     assert r.exit_code == 0 and {p.name for p in (tmp_path / "d1").glob("*.json")} == {
-        "song.wav.instruments.json", "song.flac.instruments.json"}
+        "song.wav.instruments.json",
+        "song.flac.instruments.json",
+    }
     (tmp_path / "file").write_text("x")
     r = invoke(app, [src, "--model", run, "-o", tmp_path / "file"])
     assert r.exit_code == 1 and "exists and is not a folder" in r.output
@@ -157,14 +205,24 @@ def test_missing_model_or_bad_format_is_a_clear_error(solo, tmp_path):
     r = invoke(app, [src, "--model", tmp_path / "nope"])
     assert r.exit_code == 1 and "no checkpoint" in r.output
     r = invoke(app, [src, "--model", solo[0], "--format", "csv,jsno"])
-    assert r.exit_code == 1 and "unknown 'jsno'" in r.output and "csv, json, png, html, events" in r.output
+    assert (
+        r.exit_code == 1
+        and "unknown 'jsno'" in r.output
+        and "csv, json, png, html, events" in r.output
+    )
 
 
 def test_a_checkpoint_without_its_calibration_predicts_with_top3(solo, tmp_path):
     run, data = solo
     src = sorted((data / "test_data").glob("*.wav"))[0]
-    shutil.copy(run / "best.pt", tmp_path / "model.pt")  # the checkpoint alone, mailed without its calibration
-    r = invoke(app, [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out", "--format", "json"])
+    # the checkpoint alone, mailed without its calibration
+    shutil.copy(run / "best.pt", tmp_path / "model.pt")
+    r = invoke(
+        app, [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out", "--format", "json"]
+    )
     assert r.exit_code == 0 and "predicting with top3" in r.output and "predictor top3" in r.output
-    r = invoke(app, [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out2", "--predictor", "valmean"])
+    r = invoke(
+        app,
+        [src, "--model", tmp_path / "model.pt", "-o", tmp_path / "out2", "--predictor", "valmean"],
+    )
     assert r.exit_code == 1 and "needs a calibration" in r.output

@@ -1,5 +1,6 @@
-"""The README's first example is true of the code: its command, run again, prints what the README shows
-(numbers within a small tolerance: ONNX Runtime's kernels differ a little between processors)."""
+"""The README's first example is true of the code: its command, run again, prints what the README
+shows (numbers within a small tolerance: ONNX Runtime's kernels differ a little between
+processors)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ def test_readme_example_output_is_what_the_command_prints(tmp_path):
     shown = example.readme_output((ROOT / "README.md").read_text())
     assert "out/violin-harpsichord.events.tsv" in shown
     printed = example.run_example(tmp_path)
-    assert NUMBER.sub("#", printed) == NUMBER.sub("#", shown)  # the same lines, names, order and files
+    # the same lines, names, order and files
+    assert NUMBER.sub("#", printed) == NUMBER.sub("#", shown)
     for got, want in zip(NUMBER.findall(printed), NUMBER.findall(shown), strict=True):
         assert abs(float(got) - float(want)) <= (2.0 if float(want) > 1 else 0.03), (got, want)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "violin-harpsichord.events.tsv", "violin-harpsichord.instruments.csv",
-        "violin-harpsichord.instruments.json", "violin-harpsichord.instruments.png"]
+        "violin-harpsichord.events.tsv",
+        "violin-harpsichord.instruments.csv",
+        "violin-harpsichord.instruments.json",
+        "violin-harpsichord.instruments.png",
+    ]
     shutil.rmtree(tmp_path / "out")

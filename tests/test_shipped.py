@@ -1,6 +1,6 @@
-"""The shipped model: export (fp16, calibration carried over), the default for predict and eval, fine-tuning
-from it, the model inside the package itself, and scoring on labelled real-clip folders (realdev's shape) with
-clips written by LAME and by hand-built WAV headers."""
+"""The shipped model: export (fp16, calibration carried over), the default for predict and eval,
+fine-tuning from it, the model inside the package itself, and scoring on labelled real-clip folders
+(realdev's shape) with clips written by LAME and by hand-built WAV headers."""
 
 from __future__ import annotations
 
@@ -27,19 +27,23 @@ from tests.conftest import invoke
 
 @pytest.fixture()
 def clips(tmp_path):
-    """Three labelled clips from other writers (LAME MP3, a hand-built float WAV) and one of an 'other'."""
+    """Three labelled clips from other writers (LAME MP3, a hand-built float WAV) and one of an
+    'other'."""
     folder = tmp_path / "clips"
     (folder / "audio").mkdir(parents=True)
     write_mp3(folder / "audio" / "a.mp3", tone(1.5, 44100, 1, 262.0), 44100, vbr=True)
     write_float_wav(folder / "audio" / "b.wav", tone(2.0, 22050, 2, 440.0), 22050)
     write_mp3(folder / "audio" / "c.mp3", tone(1.0, 48000, 2, 600.0), 48000, vbr=False)
-    (folder / "labels.csv").write_text("file,instruments,notes\na.mp3,Piano,x\nb.wav,violin,\nc.mp3,other:trumpet,\n")
+    (folder / "labels.csv").write_text(
+        "file,instruments,notes\na.mp3,Piano,x\nb.wav,violin,\nc.mp3,other:trumpet,\n"
+    )
     return folder
 
 
 @pytest.fixture()
 def exported(tiny_run, tmp_path, monkeypatch):
-    """The tiny run exported as the package's model (the package's folder swapped for a temporary one)."""
+    """The tiny run exported as the package's model (the package's folder swapped for a temporary
+    one)."""
     folder = tmp_path / "model"
     export_model(tiny_run, folder, {"name": "test", "version": "1.0", "data_sources": []})
     monkeypatch.setattr(shipped, "SHIPPED", folder)
@@ -53,7 +57,10 @@ def test_export_halves_the_weights_and_keeps_the_calibration(tiny_run, exported,
     assert ckpt.training is None and size < 0.6 * (tiny_run / "best.pt").stat().st_size
     run = load_run(exported)  # a folder: its model.pt
     original = load_run(tiny_run)
-    assert run.calibration is not None and run.calibration.thresholds == original.calibration.thresholds
+    assert (
+        run.calibration is not None
+        and run.calibration.thresholds == original.calibration.thresholds
+    )
     wav = clips / "audio" / "b.wav"
     a, b = predict_file(wav, run).probs, predict_file(wav, original).probs
     assert np.abs(a - b).max() < 0.05  # fp16 weights, fp32 arithmetic
@@ -66,7 +73,9 @@ def test_predict_and_eval_use_the_shipped_model_by_default(exported, clips, tmp_
     r = invoke(predict_app, [clips / "audio" / "a.mp3", "-o", tmp_path / "out", "--format", "json"])
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "out" / "a.instruments.json").read_text())
-    assert doc["model"] == "test 1.0" and str(exported) not in json.dumps({k: doc[k] for k in doc if k != "path"})
+    assert doc["model"] == "test 1.0" and str(exported) not in json.dumps(
+        {k: doc[k] for k in doc if k != "path"}
+    )
     r = invoke(eval_app, ["clips", clips, "--out", tmp_path / "rep"])
     assert r.exit_code == 0 and "top-1" in r.output, r.output
     r = invoke(eval_app, ["clips", clips, "--out", tmp_path / "rep"])
@@ -94,7 +103,9 @@ def test_the_package_ships_a_model_that_predicts():
     for runtime in ("onnx", "torch"):
         run = load_run(shipped.SHIPPED, runtime=runtime)
         assert run.calibration is not None and run.name == f"{card['name']} {card['version']}"
-        probs = run.predict_proba(np.zeros((1, 1, run.card.features.n_bins, run.card.n_frames), np.float32))
+        probs = run.predict_proba(
+            np.zeros((1, 1, run.card.features.n_bins, run.card.n_frames), np.float32)
+        )
         assert probs.shape == (1, len(NAMES)) and np.isfinite(probs).all()
 
 
@@ -105,14 +116,56 @@ def test_clip_scores_follow_the_probabilities(tiny_run, clips):
     rows = {r["file"]: r for r in result["rows"]}
     expected = np.mean([rows["a.mp3"]["top3"][0] == "Piano", rows["b.wav"]["top3"][0] == "Violin"])
     assert result["top1"] == expected
-    assert result["per_class"]["Piano"]["clips"] == 1 and result["per_class"]["Oboe"]["top1"] is None
+    assert (
+        result["per_class"]["Piano"]["clips"] == 1 and result["per_class"]["Oboe"]["top1"] is None
+    )
     assert "| Piano | 1 |" in clips_table(result)
 
 
-@pytest.mark.parametrize("row, message", [("a.mp3,Kazoo", "unknown instrument 'Kazoo'"),
-                                          ("nope.wav,Piano", "no audio file"),
-                                          ("a.mp3,", "no instruments given")])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("a.mp3,Kazoo", "unknown instrument 'Kazoo'"),
+        ("nope.wav,Piano", "no audio file"),
+        ("a.mp3,", "no instruments given"),
+    ],
+)
 def test_bad_clip_labels_name_the_line(clips, row, message):
     (clips / "labels.csv").write_text(f"file,instruments\n{row}\n")
     with pytest.raises(InputError, match=message):
         read_clips(clips)
+
+
+def test_calibrate_fits_event_rules_and_makes_events_the_default(tiny_run, tiny_shards, tmp_path):
+    from dataclasses import replace
+
+    from musicid.files import write_json_atomic
+    from musicid.recipes.calibrate import app as calibrate_app
+    from musicid.run import Calibration
+
+    folder = tmp_path / "model"
+    export_model(tiny_run, folder, {"name": "test", "version": "1.0", "data_sources": []})
+    # an older model: a window-by-window default, a format-1 calibration (no event rules), no ONNX
+    ckpt, old = Checkpoint.load(folder / "model.pt"), Calibration.load(folder / "model.pt")
+    Checkpoint(ckpt.model, replace(ckpt.card, default_predictor="calibrated")).save(
+        folder / "model.pt"
+    )
+    replace(old, events=None, format=1).save(folder / "model.pt")
+    (folder / "model.onnx").unlink()
+    card = json.loads((folder / "card.json").read_text())
+    write_json_atomic(folder / "card.json", {k: v for k, v in card.items() if k != "sha256"})
+    assert load_run(folder).calibration.events is None
+
+    r = invoke(calibrate_app, [tiny_shards, "--model", folder])
+    assert r.exit_code == 0, r.output
+    run = load_run(folder)  # the card's checksums match both rewritten files, or this refuses
+    card = json.loads((folder / "card.json").read_text())
+    assert run.runtime == "onnxruntime" and set(card["sha256"]) == {"model.pt", "model.onnx"}
+    assert run.card.default_predictor == "events" and len(run.calibration.events) == len(NAMES)
+    assert run.calibration.biases["prior"] == old.biases["prior"]  # the training data's, kept
+    assert (
+        card["calibration"] == run.calibration.fitted_on and str(tiny_shards) in card["calibration"]
+    )
+    clip = tmp_path / "clip.wav"
+    write_float_wav(clip, tone(2.0, 22050, 1, 440.0), 22050)
+    assert predict_file(clip, run).predictor == "events"

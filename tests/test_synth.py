@@ -25,7 +25,8 @@ def test_layout_and_determinism(tmp_path):
         synthesize(c, recordings=6, seconds=2.0, seed=1)
     with pytest.raises(InputError, match="unknown ensemble"):
         synthesize(c, recordings=6, seconds=2.0, seed=1, ensembles=("Kazoo Trio",), overwrite=True)
-    assert tree_digest(c) != tree_digest(a) and (c / "musicnet").exists()  # refused before anything was removed
+    # refused before anything was removed
+    assert tree_digest(c) != tree_digest(a) and (c / "musicnet").exists()
     synthesize(c, recordings=6, seconds=2.0, seed=1, overwrite=True)
     assert tree_digest(c) == tree_digest(a)
     base = a / "musicnet" / "musicnet"
@@ -35,10 +36,21 @@ def test_layout_and_determinism(tmp_path):
             assert info.samplerate == 44100 and info.channels == 1
             labels = pd.read_csv(base / f"{folder}_labels" / f"{rid}.csv")
             assert tuple(labels.columns) == LABEL_COLUMNS
-            assert (labels.end_time > labels.start_time).all() and labels.end_time.max() <= info.frames
+            assert (
+                labels.end_time > labels.start_time
+            ).all() and labels.end_time.max() <= info.frames
     meta = pd.read_csv(a / "musicnet_metadata.csv")
-    assert list(meta.columns) == ["id", "composer", "composition", "movement", "ensemble", "source",
-                                  "transcriber", "catalog_name", "seconds"]
+    assert list(meta.columns) == [
+        "id",
+        "composer",
+        "composition",
+        "movement",
+        "ensemble",
+        "source",
+        "transcriber",
+        "catalog_name",
+        "seconds",
+    ]
     assert len(meta) == 6 and meta.movement.str.contains(",").all()  # quoted field with a comma
 
 
@@ -55,7 +67,8 @@ def test_every_instrument_in_train_and_test_within_real_ranges(tmp_path):
 
 
 def test_timbres_differ_beyond_pitch():
-    """Same pitch, different instruments: the spectra must differ clearly (pitch alone cannot tell them)."""
+    """Same pitch, different instruments: the spectra must differ clearly (pitch alone cannot tell
+    them)."""
     rng = np.random.default_rng(0)
     spectra = {}
     for name in ("Violin", "Viola", "Flute", "Clarinet", "Oboe"):
@@ -80,13 +93,20 @@ def test_overwrite_never_deletes_a_dataset_synth_did_not_write(tmp_path):
 
 
 def test_balanced_draws_give_every_instrument_its_share():
-    """--balance: each instrument holds at least 1/11 of the draw weight (MusicNet's proportions give contrabass
-    and harpsichord under 3 %), and a balanced dataset has rare-instrument recordings a MusicNet-like one lacks."""
+    """--balance: each instrument holds at least 1/11 of the draw weight (MusicNet's proportions
+    give contrabass and harpsichord under 3 %), and a balanced dataset has rare-instrument
+    recordings a MusicNet-like one lacks."""
     for balanced, rare_share in ((True, 1 / 11), (False, 0.0)):
         w = ensemble_weights(balanced)
-        share = {name: sum(wi for wi, (_, members) in zip(w, ENSEMBLES.values(), strict=True)
-                           if name in members) / w.sum()
-                 for name in NAMES}
+        share = {
+            name: sum(
+                wi
+                for wi, (_, members) in zip(w, ENSEMBLES.values(), strict=True)
+                if name in members
+            )
+            / w.sum()
+            for name in NAMES
+        }
         assert min(share.values()) >= rare_share - 1e-9
     assert min(share.values()) < 0.03  # the MusicNet-like weights, last in the loop
     counts = {}
@@ -120,13 +140,16 @@ def test_an_interrupted_synth_is_refused_by_builds_and_replaced_by_overwrite(tmp
     assert r.exit_code == 1 and "unfinished dataset (musicid synth was interrupted)" in r.output
     r = invoke(app, ["synth", out, "--recordings", "6", "--seconds", "1", "--workers", "1"])
     assert r.exit_code == 1 and "--overwrite" in r.output
-    r = invoke(app, ["synth", out, "--recordings", "6", "--seconds", "1", "--workers", "1", "--overwrite"])
+    r = invoke(
+        app, ["synth", out, "--recordings", "6", "--seconds", "1", "--workers", "1", "--overwrite"]
+    )
     assert r.exit_code == 0, r.output
     assert invoke(app, ["build-shards", out, tmp_path / "shards", "--workers", "1"]).exit_code == 0
 
 
 def test_no_recording_is_silence_when_a_sparse_line_misses_its_span():
-    # a slow woodwind line entering late in 2 s often starts no note inside its span (54 of 200 draws here)
+    # a slow woodwind line entering late in 2 s often starts no note inside its span (54 of 200
+    # draws here)
     from musicid.pipeline.generator import Arrangement, _draw, score
 
     late = Arrangement(entries=1.0)

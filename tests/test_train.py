@@ -1,4 +1,5 @@
-"""The streaming trainer on tiny synthetic shards: epochs, learning, resume, DDP, bad shards, checkpoints."""
+"""The streaming trainer on tiny synthetic shards: epochs, learning, resume, DDP, bad shards,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -49,14 +50,24 @@ def test_one_epoch_writes_run_folder_and_checkpoint(tiny_shards, tmp_path):
     run(tiny_shards, out, epochs=1)
     assert {p.name for p in out.iterdir()} >= {"best.pt", "last.pt", "metrics.jsonl", "config.json"}
     (row,) = metrics(out)
-    assert row["epoch"] == 1 and row["steps"] > 0 and 0 <= row["val_mAP"] <= 1 and row["bad_shards"] == []
+    assert (
+        row["epoch"] == 1
+        and row["steps"] > 0
+        and 0 <= row["val_mAP"] <= 1
+        and row["bad_shards"] == []
+    )
     state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)  # no pickle needed
     assert {"format_version", "model", *CARD_FIELDS} <= set(state) and "thresholds" not in state
     assert state["default_predictor"] == "events"
     assert state["features"]["n_mels"] == 128 and len(state["normalization"]["mean"]) == 128
     assert [i["name"] for i in state["instruments"]][:3] == ["Piano", "Harpsichord", "Violin"]
-    cal = Calibration.load(out / "best.pt")  # the calibration beside it, fitted for exactly this checkpoint
-    assert cal is not None and len(cal.thresholds) == 11 and set(cal.biases) == {"prior", "valmean", "noise"}
+    # the calibration beside it, fitted for exactly this checkpoint
+    cal = Calibration.load(out / "best.pt")
+    assert (
+        cal is not None
+        and len(cal.thresholds) == 11
+        and set(cal.biases) == {"prior", "valmean", "noise"}
+    )
     model = build_model()
     model.load_state_dict(Checkpoint.load(out).model)
     assert not list(out.glob(".*"))
@@ -72,14 +83,18 @@ def test_loss_decreases_on_learnable_data(tiny_shards, tmp_path):
     assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
 
 
-@pytest.mark.parametrize(("loss", "extra"), [("iou", {}), ("mse", {}),
-                                             ("bce", {"conditions": 0.5, "mixup": 0.4, "spec_augment": True})])
+@pytest.mark.parametrize(
+    ("loss", "extra"),
+    [("iou", {}), ("mse", {}), ("bce", {"conditions": 0.5, "mixup": 0.4, "spec_augment": True})],
+)
 def test_other_losses_and_augmentations_train(tiny_shards, tmp_path, loss, extra):
     (row,) = run(tiny_shards, tmp_path / loss, epochs=1, loss=loss, freeze_backbone=True, **extra)
     assert row["train_loss"] > 0 and row["val_mAP"] is not None
 
 
-def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, synth_root, tmp_path, monkeypatch):
+def test_resume_continues_epochs_and_matches_uninterrupted(
+    tiny_shards, synth_root, tmp_path, monkeypatch
+):
     full = run(tiny_shards, tmp_path / "full", epochs=3)
     real = trainer_mod.Trainer.train_epoch
 
@@ -93,11 +108,16 @@ def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, synth_ro
         run(tiny_shards, tmp_path / "part", epochs=3)
     monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", real)
     assert [r["epoch"] for r in metrics(tmp_path / "part")] == [1, 2]
-    with pytest.raises(InputError, match=r"other settings than the run's \(train.lr: 0.001 -> 0.002"):
+    with pytest.raises(
+        InputError, match=r"other settings than the run's \(train.lr: 0.001 -> 0.002"
+    ):
         run(tiny_shards, tmp_path / "part", epochs=3, resume=True, lr=2e-3)
     mel64 = tmp_path / "mel64"
-    build_shards(synth_root, mel64, BuildConfig(shards_per_split=2, val_fraction=0.2,
-                                                features=LogMel(n_mels=64)))
+    build_shards(
+        synth_root,
+        mel64,
+        BuildConfig(shards_per_split=2, val_fraction=0.2, features=LogMel(n_mels=64)),
+    )
     with pytest.raises(InputError, match=r"data.features.n_mels: 128 -> 64"):
         run(mel64, tmp_path / "part", epochs=3, resume=True)
     resumed = run(tiny_shards, tmp_path / "part", epochs=3, resume=True)
@@ -107,7 +127,6 @@ def test_resume_continues_epochs_and_matches_uninterrupted(tiny_shards, synth_ro
     assert resumed[-1]["train_loss"] == pytest.approx(full[-1]["train_loss"], rel=1e-4)
 
 
-
 def test_precision_auto_follows_the_hardware_and_bf16_trains(tiny_shards, tmp_path):
     cpu = torch.device("cpu")
     assert use_bf16(cpu, "bf16") and not use_bf16(cpu, "fp32")
@@ -115,9 +134,13 @@ def test_precision_auto_follows_the_hardware_and_bf16_trains(tiny_shards, tmp_pa
     assert use_bf16(cpu, "auto") == native
     with pytest.raises(InputError, match="precision must be one of"):
         use_bf16(cpu, "fp16")
-    rows = {p: run(tiny_shards, tmp_path / p, epochs=1, precision=p, freeze_backbone=True)[0] for p in ("fp32", "bf16")}
+    rows = {
+        p: run(tiny_shards, tmp_path / p, epochs=1, precision=p, freeze_backbone=True)[0]
+        for p in ("fp32", "bf16")
+    }
     assert all(np.isfinite(r["train_loss"]) and r["val_mAP"] is not None for r in rows.values())
-    assert rows["fp32"]["train_loss"] != rows["bf16"]["train_loss"]  # the forward pass did run in bf16
+    # the forward pass did run in bf16
+    assert rows["fp32"]["train_loss"] != rows["bf16"]["train_loss"]
     r = invoke(app, ["--shards", tiny_shards, "--out", tmp_path / "x", "--precision", "fp16"])
     assert r.exit_code == 1 and "fp16" in r.output
 
@@ -125,12 +148,30 @@ def test_precision_auto_follows_the_hardware_and_bf16_trains(tiny_shards, tmp_pa
 def test_a_split_without_val_recordings_trains_and_best_follows_last(synth_root, tmp_path):
     shards = tmp_path / "shards"
     build_shards(synth_root, shards, BuildConfig(shards_per_split=2, val_fraction=0.0))
-    r = invoke(app, ["--shards", shards, "--out", tmp_path / "run", "--epochs", "2", "--batch-size", "8",
-                     "--workers", "0", "--freeze-backbone"])
+    r = invoke(
+        app,
+        [
+            "--shards",
+            shards,
+            "--out",
+            tmp_path / "run",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--freeze-backbone",
+        ],
+    )
     assert r.exit_code == 0 and "no val split, best.pt = last.pt" in r.output, r.output
     assert [row["val_mAP"] for row in metrics(tmp_path / "run")] == [None, None]
     best, last = (Checkpoint.load(tmp_path / "run" / f"{n}.pt") for n in ("best", "last"))
-    assert best.training["epoch"] == last.training["epoch"] == 1 and best.card.default_predictor == "top3"
+    assert (
+        best.training["epoch"] == last.training["epoch"] == 1
+        and best.card.default_predictor == "top3"
+    )
+
 
 def test_truncated_shard_is_skipped_and_counted(tiny_shards, tmp_path):
     shards = tmp_path / "shards"
@@ -146,34 +187,64 @@ def test_every_shard_unreadable_is_one_line(tiny_shards, tmp_path):
     shutil.copytree(tiny_shards, shards)
     for bad in shards.glob("train-*.tar"):
         bad.write_bytes(b"\0" * 100)
-    r = invoke(app, ["--shards", shards, "--out", tmp_path / "run", "--workers", "0", "--batch-size", "8"])
+    r = invoke(
+        app, ["--shards", shards, "--out", tmp_path / "run", "--workers", "0", "--batch-size", "8"]
+    )
     assert r.exit_code == 1 and "gave no full batch" in r.output
     assert r.output.strip().splitlines()[-1].startswith("error:")
 
 
 def test_shards_from_a_url_template_on_the_command_line(tiny_shards, tmp_path):
-    """Remote shards: the user's --shard-url template (here `pipe:cat ...`), never names in a manifest."""
+    """Remote shards: the user's --shard-url template (here `pipe:cat ...`), never names in a
+    manifest."""
     manifest = tmp_path / "elsewhere" / "manifest.json"
     manifest.parent.mkdir()
     shutil.copy(tiny_shards / "manifest.json", manifest)
-    (row,) = run(manifest, tmp_path / "run", epochs=1, freeze_backbone=True,
-                 shard_url=f"pipe:cat {tiny_shards}/{{name}}")
+    (row,) = run(
+        manifest,
+        tmp_path / "run",
+        epochs=1,
+        freeze_backbone=True,
+        shard_url=f"pipe:cat {tiny_shards}/{{name}}",
+    )
     assert row["steps"] > 0 and row["bad_shards"] == [] and row["val_mAP"] is not None
 
 
 def test_epoch_steps_makes_short_equal_runs_and_refuses_more_than_a_pass(tiny_shards, tmp_path):
     history = run(tiny_shards, tmp_path / "short", epochs=2, epoch_steps=2)
-    assert [r["steps"] for r in history] == [2, 4] and history[-1]["lr"] == 0  # the schedule spans the short run
-    r = invoke(app, ["--shards", tiny_shards, "--out", tmp_path / "r", "--epoch-steps", "100000", "--workers", "0"])
-    assert r.exit_code == 1 and "--epoch-steps 100000 is more than one pass over the train split" in r.output
+    # the schedule spans the short run
+    assert [r["steps"] for r in history] == [2, 4] and history[-1]["lr"] == 0
+    r = invoke(
+        app,
+        [
+            "--shards",
+            tiny_shards,
+            "--out",
+            tmp_path / "r",
+            "--epoch-steps",
+            "100000",
+            "--workers",
+            "0",
+        ],
+    )
+    assert (
+        r.exit_code == 1
+        and "--epoch-steps 100000 is more than one pass over the train split" in r.output
+    )
     assert "Traceback" not in r.output and not (tmp_path / "r").exists()
 
 
 def test_too_few_shards_or_samples_are_refused(tiny_shards, tmp_path):
     with pytest.raises(InputError, match=r"2 shards, fewer than world_size 1 x workers 4 = 4"):
         Trainer(TrainConfig(shards=str(tiny_shards), out=str(tmp_path / "r"), workers=4))
-    with pytest.raises(InputError, match=r"fewer than world_size 1 x batch size 4096; lower --batch-size"):
-        Trainer(TrainConfig(shards=str(tiny_shards), out=str(tmp_path / "r"), batch_size=4096, workers=0))
+    with pytest.raises(
+        InputError, match=r"fewer than world_size 1 x batch size 4096; lower --batch-size"
+    ):
+        Trainer(
+            TrainConfig(
+                shards=str(tiny_shards), out=str(tmp_path / "r"), batch_size=4096, workers=0
+            )
+        )
 
 
 def test_local_pretrained_state_dict_is_folded_into_one_channel(tmp_path):
@@ -190,11 +261,16 @@ def test_local_pretrained_state_dict_is_folded_into_one_channel(tmp_path):
 def test_pretrained_files_that_are_not_weights_are_named(tiny_run, tmp_path):
     (tmp_path / "notes.txt").write_text("not weights")
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
-    for name, message in (("notes.txt", "not a PyTorch weights file"), ("tensor.pt", "not a state dict")):
+    for name, message in (
+        ("notes.txt", "not a PyTorch weights file"),
+        ("tensor.pt", "not a state dict"),
+    ):
         with pytest.raises(InputError, match=message):
             build_model(str(tmp_path / name))
     ours = build_model(str(tiny_run / "best.pt"))  # a musicid checkpoint: its backbone
-    assert torch.equal(ours.backbone.conv1.weight, Checkpoint.load(tiny_run).model["backbone.conv1.weight"])
+    assert torch.equal(
+        ours.backbone.conv1.weight, Checkpoint.load(tiny_run).model["backbone.conv1.weight"]
+    )
 
 
 def test_imagenet_without_cache_or_network_fails_clearly(tmp_path, monkeypatch):
@@ -212,17 +288,44 @@ def test_imagenet_without_cache_or_network_fails_clearly(tmp_path, monkeypatch):
 def test_ddp_two_cpu_processes_equal_steps_disjoint_shards(tiny_shards, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "musicid.train.cli", "--shards", str(tiny_shards), "--out", str(out), "--epochs", "2", "--batch-size", "4",
-           "--workers", "0", "--device", "cpu"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
-                            cwd=Path(__file__).resolve().parents[1])
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "musicid.train.cli",
+        "--shards",
+        str(tiny_shards),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = metrics(out)
     assert [r["epoch"] for r in rows] == [1, 2]
     for r in rows:
         a, b = r["shards_per_rank"]
-        assert len(r["steps_per_rank"]) == 2 and r["steps_per_rank"][0] == r["steps_per_rank"][1] > 0
+        assert (
+            len(r["steps_per_rank"]) == 2 and r["steps_per_rank"][0] == r["steps_per_rank"][1] > 0
+        )
         assert a and b and not set(a) & set(b)
         assert sorted(a + b) == ["train-000000.tar", "train-000001.tar"]
     assert (out / "best.pt").exists()
@@ -231,7 +334,10 @@ def test_ddp_two_cpu_processes_equal_steps_disjoint_shards(tiny_shards, tmp_path
 def test_shard_order_is_new_each_epoch_and_deterministic():
     urls = [f"train-{i:06d}.tar" for i in range(16)]
     assert epoch_order(urls, 0, 3) == epoch_order(urls, 0, 3)
-    assert epoch_order(urls, 0, 3) != epoch_order(urls, 0, 4) and sorted(epoch_order(urls, 0, 4)) == urls
+    assert (
+        epoch_order(urls, 0, 3) != epoch_order(urls, 0, 4)
+        and sorted(epoch_order(urls, 0, 4)) == urls
+    )
 
 
 def test_spec_augment_masks_bands_and_spans_within_limits():
@@ -243,13 +349,27 @@ def test_spec_augment_masks_bands_and_spans_within_limits():
         zero_rows = (out[0] == 0).all(axis=1).sum()
         zero_cols = (out[0] == 0).all(axis=0).sum()
         assert zero_rows <= 5 and zero_cols <= 4
-        assert ((out == 0) <= ((out[0] == 0).all(axis=1)[:, None] | (out[0] == 0).all(axis=0)[None])).all()
+        assert (
+            (out == 0) <= ((out[0] == 0).all(axis=1)[:, None] | (out[0] == 0).all(axis=0)[None])
+        ).all()
         masked += bool(zero_rows and zero_cols)
-    assert masked >= 10 and spec.min() == 1.0  # masks are usually drawn; the input is left untouched
+    # masks are usually drawn; the input is left untouched
+    assert masked >= 10 and spec.min() == 1.0
 
 
 def test_divergence_tpu_and_a_run_stopped_before_its_first_checkpoint(tiny_shards, tmp_path):
-    base = ["--shards", tiny_shards, "--epochs", "1", "--epoch-steps", "2", "--batch-size", "8", "--workers", "0"]
+    base = [
+        "--shards",
+        tiny_shards,
+        "--epochs",
+        "1",
+        "--epoch-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+    ]
     r = invoke(app, [*base, "--out", tmp_path / "d", "--lr", "1e30"])
     assert r.exit_code == 1 and "training diverged" in r.output and "lower --lr" in r.output
     r = invoke(app, [*base, "--out", tmp_path / "t", "--device", "tpu"])
@@ -261,12 +381,20 @@ def test_divergence_tpu_and_a_run_stopped_before_its_first_checkpoint(tiny_shard
     (stopped / "config.json").write_text("{}")
     r = invoke(app, [*base, "--out", stopped])
     assert r.exit_code == 0, r.output
-    assert (stopped / "best.pt").exists() and json.loads((stopped / "config.json").read_text())["epochs"] == 1
+    assert (stopped / "best.pt").exists() and json.loads((stopped / "config.json").read_text())[
+        "epochs"
+    ] == 1
 
 
 def test_a_checkpoint_is_the_same_bytes_whichever_process_saves_it(tiny_run, tmp_path):
     """Saved through a file object: no temporary name or process id inside the archive."""
-    code = "import sys; from musicid.run import Checkpoint; Checkpoint.load(sys.argv[1]).save(sys.argv[2])"
+    code = (
+        "import sys; from musicid.run import Checkpoint; "
+        "Checkpoint.load(sys.argv[1]).save(sys.argv[2])"
+    )
     for name in ("a.pt", "b.pt"):
-        subprocess.run([sys.executable, "-c", code, str(tiny_run / "best.pt"), str(tmp_path / name)], check=True)
+        subprocess.run(
+            [sys.executable, "-c", code, str(tiny_run / "best.pt"), str(tmp_path / name)],
+            check=True,
+        )
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

@@ -1,4 +1,5 @@
-"""torchrun/DDP plumbing: process group from the environment, rank helpers, cross-rank reductions."""
+"""torchrun/DDP plumbing: process group from the environment, rank helpers, cross-rank
+reductions."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class Dist:
 
 
 def setup(device_kind: str) -> Dist:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): nccl on CUDA, gloo on CPU."""
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): nccl on CUDA, gloo on
+    CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()

@@ -1,4 +1,5 @@
-"""The three training losses, all on logits (the sigmoid is applied inside, for numerical stability)."""
+"""The three training losses, all on logits (the sigmoid is applied inside, for numerical
+stability)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ from musicid.errors import InputError
 LOSSES = ("bce", "iou", "mse")
 
 
-def bce_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Binary cross-entropy, optionally with per-class positive weights (e.g. from the manifest prior)."""
+def bce_loss(
+    logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary cross-entropy, optionally with per-class positive weights (e.g. from the manifest
+    prior)."""
     return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
 
 
 def iou_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """The prior work's class-balanced loss: soft FN / N_playing + soft FP / N_not_playing over the batch.
+    """The prior work's class-balanced loss: soft FN / N_playing + soft FP / N_not_playing over the
+    batch.
 
-    Soft counts use squared errors of the sigmoid outputs, pooled over the batch, as the prior work did.
-    `eps` in the denominators keeps a batch with no positives (or no negatives) finite: that term is then 0.
+    Soft counts use squared errors of the sigmoid outputs, pooled over the batch, as the prior work
+    did. `eps` in the denominators keeps a batch with no positives (or no negatives) finite: that
+    term is then 0.
     """
     p = torch.sigmoid(logits)
     fn = ((1 - p) ** 2 * target).sum()
