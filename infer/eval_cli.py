@@ -236,7 +236,7 @@ def compare_runs(
         False, "--overwrite", help="Replace the reports already in OUT."
     ),
     shard_url: str = typer.Option(None, help=SHARD_URL_HELP),
-    workers: int = typer.Option(E.workers, min=0),
+    workers: int = typer.Option(E.workers, min=0, help="DataLoader workers."),
     device: str = typer.Option(DEVICE, help=" | ".join(DEVICES) + "."),
 ):
     """Several runs side by side on the same split and predictor (the prior work's loss comparison);

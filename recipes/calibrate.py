@@ -33,18 +33,9 @@ from .export import halve_onnx
 app = new_app()
 
 
-@app.command()
-@command
-def calibrate(
-    shards: Path = typer.Argument(
-        ..., help="A shard set whose val split the model was not trained on."
-    ),
-    model: Path = typer.Option(
-        None, help="A shipped model's folder (default: the package's musicid/model/)."
-    ),
-):
-    """Fit the model's calibration on SHARDS' val split and store it beside the model."""
-    folder = model or SHIPPED
+def recalibrate(folder: Path, shards: Path) -> Path:
+    """Fit the calibration of the shipped model in `folder` on `shards`' val split (see the module's
+    docstring); returns the calibration file."""
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise InputError(f"{folder}: no {WEIGHTS} (a shipped model's folder)")
@@ -69,7 +60,7 @@ def calibrate(
     ckpt = Checkpoint.load(weights)
     if ckpt.card.default_predictor in FITTED:
         Checkpoint(ckpt.model, replace(ckpt.card, default_predictor=EVENTS)).save(weights)
-        # until both exist
+        # until both files exist again, the card records no checksum
         write_json_atomic(folder / CARD, {k: v for k, v in card.items() if k != "sha256"})
         onnx = halve_onnx(export_checkpoint(weights))
         card["sha256"] = {p.name: sha256_file(p) for p in (weights, onnx)}
@@ -77,6 +68,21 @@ def calibrate(
     path = cal.save(weights)
     write_json_atomic(folder / CARD, card)
     print(f"{path}: fitted on {cal.fitted_on}")
+    return path
+
+
+@app.command()
+@command
+def calibrate(
+    shards: Path = typer.Argument(
+        ..., help="A shard set whose val split the model was not trained on."
+    ),
+    model: Path = typer.Option(
+        None, help="A shipped model's folder (default: the package's musicid/model/)."
+    ),
+):
+    """Fit the model's calibration on SHARDS' val split and store it beside the model."""
+    recalibrate(model or SHIPPED, shards)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -3,7 +3,8 @@ instrument library.
 
 fetch instruments -> synth (generated scores, sampled instruments, outsiders, solos, set against
 each other as real ensembles are) -> render (music21's corpus: quartets, chorales, keyboard music)
--> build-shards -> train -> evaluate -> export into musicid/model/.
+-> build-shards -> train -> evaluate -> export into musicid/model/ -> its calibration fitted again
+on generated 20-s ensembles (synth-cal, shards-cal) -> real recordings read for the card.
 
 Each step runs the real CLI and, when it finishes, leaves a stamp (`OUT/.done-<step>`, JSON)
 recording the command it ran. A rerun skips a step whose stamp records the same command, so an
@@ -27,21 +28,29 @@ import typer
 
 from musicid.cli import command, new_app, run
 from musicid.errors import MusicidError
+from musicid.files import write_json_atomic
 from musicid.pipeline.library import load_library
 from musicid.pipeline.scores import CORPUS_COMPOSERS
 from musicid.pipeline.workers import WORKERS
-from musicid.run import SHIPPED
+from musicid.run import CARD, SHIPPED, read_card
 
 from . import CONDITIONS, LR
 from . import exe as bin_of
+from .calibrate import recalibrate
 from .export import export_model
 
 COMPOSERS = ",".join(CORPUS_COMPOSERS)
-# The data and training of the shipped model (README, *On real recordings*: benchmarks/ensembles.py
-# measures the levers): parts set against each other as real ensembles are, outsiders beside and
-# between them.
-SPREAD_DB, ENTRIES, OTHERS, OTHERS_DB, OTHERS_ONLY, SOLO = 15.0, 0.4, 0.5, 6.0, 0.1, 0.3
-EPOCHS = 10
+# The data and training of the shipped model: parts within 6 dB over the whole recording, an
+# outsider part in 30 % of recordings. Set against each other as real ensembles are (--spread-db 15
+# --entries 0.4 --others 0.5 --others-only 0.1), 5 epochs made a model that named more
+# outsiders right but fewer real solo notes (docs/shipped-model.md): not the default.
+SPREAD_DB, ENTRIES, OTHERS, OTHERS_DB, OTHERS_ONLY, SOLO = 6.0, 0.0, 0.3, 0.0, 0.0, 0.3
+EPOCHS = 4
+# The calibration's own data: 20-s generated ensembles (events in real music last longer than the
+# training recordings' 5 s), arranged as real ensembles are, with their own seed; never trained on.
+CAL_RECORDINGS, CAL_SECONDS, CAL_SEED = 300, 20.0, 12
+CAL_ARRANGEMENT = ("--spread-db", "15", "--entries", "0.4", "--others", "0.5", "--others-db", "6")
+CAL_ARRANGEMENT += ("--others-only", "0.1")
 app = new_app()
 
 
@@ -115,6 +124,12 @@ class Steps:
         self.took[name] = round(time.perf_counter() - t)
         stamp.write_text(json.dumps({"command": _settings(cmd), "seconds": self.took[name]}) + "\n")
 
+    def rerun(self, name: str, cmd: list[str]) -> None:
+        """Run a step whatever its stamp says: one that reads what this invocation wrote anew (the
+        exported model)."""
+        (self.out / f".done-{name}").unlink(missing_ok=True)
+        self.run(name, cmd)
+
 
 @app.command()
 @command
@@ -166,39 +181,34 @@ def recipe(
     lib, synth, scores, shards, runs = (
         out / n for n in ("instruments", "synth", "scores", "shards", "run")
     )
+    cal_synth, cal_shards = out / "synth-cal", out / "shards-cal"
     exe = {name: bin_of(name) for name in ("pipeline", "train", "eval")}
     w, s = ["--workers", str(workers)], ["--seed", str(seed)]
     arrangement = ["--spread-db", str(spread_db), "--entries", str(entries)]
     steps = Steps(out)
     steps.run("fetch", [exe["pipeline"], "instruments", "fetch", str(lib)])
+
+    def synth_cmd(folder: Path, count: int, secs: float, seed_of: int, arranged) -> list[str]:
+        """Generated scores played by the library, their parts set against each other by
+        `arranged` (synth's options)."""
+        return [
+            *(exe["pipeline"], "synth", str(folder), "--recordings", str(count)),
+            *("--seconds", str(secs), "--engine", "sampled", "--library", str(lib), "--balance"),
+            *("--solo", str(SOLO), *arranged, "--overwrite", *w, "--seed", str(seed_of)),
+        ]
+
     steps.run(
         "synth",
-        [
-            exe["pipeline"],
-            "synth",
-            str(synth),
-            "--recordings",
-            str(recordings),
-            "--seconds",
-            str(seconds),
-            "--engine",
-            "sampled",
-            "--library",
-            str(lib),
-            "--balance",
-            "--others",
-            str(others),
-            "--others-db",
-            str(OTHERS_DB),
-            "--others-only",
-            str(others_only),
-            "--solo",
-            str(SOLO),
-            *arrangement,
-            "--overwrite",
-            *w,
-            *s,
-        ],
+        synth_cmd(
+            synth,
+            recordings,
+            seconds,
+            seed,
+            (
+                *("--others", str(others), "--others-db", str(OTHERS_DB)),
+                *("--others-only", str(others_only), *arrangement),
+            ),
+        ),
     )
     steps.run(
         "render",
@@ -234,6 +244,27 @@ def recipe(
             "8",
             *w,
             *s,
+        ],
+        again=("--overwrite",),
+    )
+    cal_seed = ["--seed", str(seed + CAL_SEED)]
+    steps.run(
+        "synth-cal",
+        synth_cmd(cal_synth, CAL_RECORDINGS, CAL_SECONDS, seed + CAL_SEED, CAL_ARRANGEMENT),
+    )
+    steps.run(
+        "shards-cal",
+        [
+            exe["pipeline"],
+            "build-shards",
+            str(cal_synth),
+            str(cal_shards),
+            "--val-fraction",
+            "0.9",
+            "--shards-per-split",
+            "4",
+            *w,
+            *cal_seed,
         ],
         again=("--overwrite",),
     )
@@ -279,50 +310,6 @@ def recipe(
             "macro_f1": report["macro"]["f1"],
         }
     }
-    if clips is not None:
-        steps.run(
-            "clips",
-            [
-                exe["eval"],
-                "clips",
-                str(clips),
-                "--model",
-                str(runs),
-                "--out",
-                str(out / "clips"),
-                "--overwrite",
-            ],
-        )
-        c = json.loads((out / "clips" / "clips.json").read_text())
-        figures["real_clips"] = {
-            "folder": clips.name,
-            **{k: c[k] for k in ("clips", "top1", "top3", "clip_mAP")},
-            "per_class_top1": {n: v["top1"] for n, v in c["per_class"].items()},
-            "others": c["others"],
-        }
-    if mixtures is not None:
-        steps.run(
-            "mixtures",
-            [
-                exe["eval"],
-                "events",
-                str(mixtures),
-                "--model",
-                str(runs),
-                "--out",
-                str(out / "mixtures"),
-                "--overwrite",
-            ],
-        )
-        e = json.loads((out / "mixtures" / "report.json").read_text())
-        figures["real_mixtures"] = {
-            "folder": mixtures.name,
-            "files": e["files"],
-            "segment": e["segment"],
-            "event": e["event"],
-            "named_never_playing_per_file": e["named_never_playing"]["per_file"],
-            "outsiders_only": e["others_only"],
-        }
     trained = json.loads((runs / "config.json").read_text())
     card = {
         "name": "musicid default",
@@ -358,6 +345,53 @@ def recipe(
         "figures": figures,
     }
     dest = export_model(runs, export, card)
+    # event rules fitted on longer recordings than the training data's: real events last longer
+    recalibrate(export, cal_shards)
+    if clips is not None:
+        steps.rerun(
+            "clips",
+            [
+                exe["eval"],
+                "clips",
+                str(clips),
+                "--model",
+                str(export),
+                "--out",
+                str(out / "clips"),
+                "--overwrite",
+            ],
+        )
+        c = json.loads((out / "clips" / "clips.json").read_text())
+        figures["real_clips"] = {
+            "folder": clips.name,
+            **{k: c[k] for k in ("clips", "top1", "top3", "clip_mAP")},
+            "per_class_top1": {n: v["top1"] for n, v in c["per_class"].items()},
+            "others": c["others"],
+        }
+    if mixtures is not None:
+        steps.rerun(
+            "mixtures",
+            [
+                exe["eval"],
+                "events",
+                str(mixtures),
+                "--model",
+                str(export),
+                "--out",
+                str(out / "mixtures"),
+                "--overwrite",
+            ],
+        )
+        e = json.loads((out / "mixtures" / "report.json").read_text())
+        figures["real_mixtures"] = {
+            "folder": mixtures.name,
+            "files": e["files"],
+            "segment": e["segment"],
+            "event": e["event"],
+            "named_never_playing_per_file": e["named_never_playing"]["per_file"],
+            "outsiders_only": e["others_only"],
+        }
+    write_json_atomic(export / CARD, {**read_card(export), "figures": figures})
     print(
         f"\n=== model exported to {dest} ({dest.stat().st_size / 1e6:.1f} MB); card: "
         f"{dest.parent / 'card.json'}"

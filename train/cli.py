@@ -30,7 +30,7 @@ def train(
     out: Path = typer.Option(
         Path("runs/default"), "--out", help="Run folder: checkpoints, metrics, config."
     ),
-    epochs: int = typer.Option(D.epochs, min=1),
+    epochs: int = typer.Option(D.epochs, min=1, help="Passes over the train split."),
     epoch_steps: int = typer.Option(
         D.epoch_steps,
         min=0,
@@ -40,18 +40,21 @@ def train(
     ),
     batch_size: int = typer.Option(D.batch_size, min=1, help="Per-rank batch size."),
     lr: float = typer.Option(D.lr, min=0.0, help="Peak AdamW learning rate (after warm-up)."),
-    weight_decay: float = typer.Option(D.weight_decay, min=0.0),
+    weight_decay: float = typer.Option(D.weight_decay, min=0.0, help="AdamW weight decay."),
     loss: Loss = typer.Option(D.loss, help="bce, the prior work's iou, or mse."),
     pos_weight: bool = typer.Option(
         D.pos_weight, "--pos-weight", help="bce: weight positives by the train prior."
     ),
     pretrained: str = typer.Option(
-        D.pretrained, help="none | imagenet | PATH to resnet18 or musicid weights."
+        D.pretrained,
+        help="none | imagenet | default (the shipped model) | PATH to resnet18 or musicid weights.",
     ),
     freeze_backbone: bool = typer.Option(
         D.freeze_backbone, "--freeze-backbone", help="Train the head only."
     ),
-    dropout: float = typer.Option(D.dropout, min=0.0, max=0.9),
+    dropout: float = typer.Option(
+        D.dropout, min=0.0, max=0.9, help="Dropout before the classification head."
+    ),
     workers: int = typer.Option(D.workers, min=0, help="DataLoader workers per rank."),
     device: str = typer.Option(D.device, help="auto | cpu | cuda."),
     precision: Precision = typer.Option(
@@ -59,7 +62,9 @@ def train(
         help="Forward pass: auto = bf16 where the hardware has it "
         "(CUDA; CPUs with AVX512-BF16 or AMX), else fp32.",
     ),
-    seed: int = typer.Option(D.seed),
+    seed: int = typer.Option(
+        D.seed, help="Seed of the weights, the shard order and the augmentation."
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from OUT/last.pt with the run's settings."
     ),
