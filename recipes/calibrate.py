@@ -57,8 +57,8 @@ def recalibrate(folder: Path, shards: Path) -> Path:
     if loaded.calibration is not None:  # the training data's label frequency, not SHARDS'
         cal.biases["prior"] = loaded.calibration.biases["prior"]
     card = {**read_card(folder), "calibration": cal.fitted_on}
-    ckpt = Checkpoint.load(weights)
-    if ckpt.card.default_predictor in FITTED:
+    if loaded.card.default_predictor in FITTED:
+        ckpt = Checkpoint.load(weights)
         Checkpoint(ckpt.model, replace(ckpt.card, default_predictor=EVENTS)).save(weights)
         # until both files exist again, the card records no checksum
         write_json_atomic(folder / CARD, {k: v for k, v in card.items() if k != "sha256"})

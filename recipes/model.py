@@ -188,7 +188,9 @@ def recipe(
     steps = Steps(out)
     steps.run("fetch", [exe["pipeline"], "instruments", "fetch", str(lib)])
 
-    def synth_cmd(folder: Path, count: int, secs: float, seed_of: int, arranged) -> list[str]:
+    def synth_cmd(
+        folder: Path, count: int, secs: float, seed_of: int, arranged: tuple[str, ...]
+    ) -> list[str]:
         """Generated scores played by the library, their parts set against each other by
         `arranged` (synth's options)."""
         return [
