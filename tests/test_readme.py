@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,4 +34,3 @@ def test_readme_example_output_is_what_the_command_prints(tmp_path):
         "violin-harpsichord.instruments.json",
         "violin-harpsichord.instruments.png",
     ]
-    shutil.rmtree(tmp_path / "out")
