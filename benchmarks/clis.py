@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+
+
+def equal_compute_options(ap: argparse.ArgumentParser) -> None:
+    """The options of the benchmarks that train variants for the same steps: the instrument library,
+    the data's size, the steps, and where to keep everything."""
+    ap.add_argument("--library", type=Path, default=Path("build/model/instruments"))
+    ap.add_argument("--recordings", type=int, default=1200)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument(
+        "--epoch-steps",
+        type=int,
+        default=300,
+        help="Optimiser steps per epoch (batch 32), the same for every variant: equal compute.",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="Keep everything here (default: a temporary folder)."
+    )
 
 
 def cli(*args: str) -> None:

@@ -27,7 +27,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from clis import cli, evaluate
+from clis import cli, equal_compute_options, evaluate
 
 RECIPE = ["--balance", "--others", "0.3", "--solo", "0.3"]
 ARRANGED = [
@@ -57,24 +57,13 @@ def once(out: Path, *args: str) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--library", type=Path, default=Path("build/model/instruments"))
     ap.add_argument(
         "--clips", type=Path, required=True, help="Labelled real clips (labels.csv + audio/)."
     )
     ap.add_argument(
         "--mixtures", type=Path, required=True, help="Real mixtures (audio/ + reference.tsv)."
     )
-    ap.add_argument("--recordings", type=int, default=1200)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument(
-        "--epoch-steps",
-        type=int,
-        default=300,
-        help="Optimiser steps per epoch (batch 32), the same for the equal-compute variants.",
-    )
-    ap.add_argument(
-        "--out", type=Path, default=None, help="Keep everything here (default: a temporary folder)."
-    )
+    equal_compute_options(ap)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = (args.out or Path(tmp)).resolve()

@@ -22,7 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from clis import cli, evaluate
+from clis import cli, equal_compute_options, evaluate
 
 from musicid.pipeline.library import LIBRARY_FILE
 
@@ -61,21 +61,10 @@ def synth(out: Path, library: Path, recordings: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--library", type=Path, default=Path("build/model/instruments"))
     ap.add_argument(
         "--clips", type=Path, default=None, help="Labelled real clips (labels.csv + audio/)."
     )
-    ap.add_argument("--recordings", type=int, default=1200)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument(
-        "--epoch-steps",
-        type=int,
-        default=300,
-        help="Optimiser steps per epoch (batch 32), the same for every variant: equal compute.",
-    )
-    ap.add_argument(
-        "--out", type=Path, default=None, help="Keep everything here (default: a temporary folder)."
-    )
+    equal_compute_options(ap)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
