@@ -249,10 +249,10 @@ def recipe(
         ],
         again=("--overwrite",),
     )
-    cal_seed = ["--seed", str(seed + CAL_SEED)]
+    cal_seed = seed + CAL_SEED
     steps.run(
         "synth-cal",
-        synth_cmd(cal_synth, CAL_RECORDINGS, CAL_SECONDS, seed + CAL_SEED, CAL_ARRANGEMENT),
+        synth_cmd(cal_synth, CAL_RECORDINGS, CAL_SECONDS, cal_seed, CAL_ARRANGEMENT),
     )
     steps.run(
         "shards-cal",
@@ -266,7 +266,7 @@ def recipe(
             "--shards-per-split",
             "4",
             *w,
-            *cal_seed,
+            *("--seed", str(cal_seed)),
         ],
         again=("--overwrite",),
     )
