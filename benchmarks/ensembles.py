@@ -23,80 +23,34 @@ Usage: python benchmarks/ensembles.py --library build/model/instruments --clips 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
-from clis import cli, equal_compute_options, evaluate
-
-RECIPE = ["--balance", "--others", "0.3", "--solo", "0.3"]
-ARRANGED = [
-    "--balance",
-    "--solo",
-    "0.3",
-    "--others",
-    "0.5",
-    "--others-db",
-    "6",
-    "--others-only",
-    "0.1",
-    "--spread-db",
-    "15",
-    "--entries",
-    "0.4",
-]
-
-
-def once(out: Path, *args: str) -> Path:
-    """Make `out` with a musicid command unless an earlier run of this benchmark did (with
-    --out)."""
-    if not out.exists():
-        cli(*args)
-    return out
+from clis import (
+    ARRANGED,
+    REAL_HEADS,
+    RECIPE,
+    equal_compute_options,
+    generated,
+    print_table,
+    read_off,
+    real_set_options,
+    shard_set,
+    train_steps,
+)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument(
-        "--clips", type=Path, required=True, help="Labelled real clips (labels.csv + audio/)."
-    )
-    ap.add_argument(
-        "--mixtures", type=Path, required=True, help="Real mixtures (audio/ + reference.tsv)."
-    )
+    real_set_options(ap)
     equal_compute_options(ap)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = (args.out or Path(tmp)).resolve()
         shards = {}
         for name, options in (("recipe", RECIPE), ("arranged", ARRANGED)):
-            data = once(
-                root / f"data-{name}",
-                "musicid-pipeline",
-                "synth",
-                str(root / f"data-{name}"),
-                "--engine",
-                "sampled",
-                "--library",
-                str(args.library.resolve()),
-                "--recordings",
-                str(args.recordings),
-                "--seconds",
-                "5",
-                "--seed",
-                "0",
-                *options,
-            )
-            shards[name] = once(
-                root / f"shards-{name}",
-                "musicid-pipeline",
-                "build-shards",
-                str(data),
-                str(root / f"shards-{name}"),
-                "--val-fraction",
-                "0.1",
-                "--shards-per-split",
-                "4",
-            )
+            data = generated(root, name, args.library, args.recordings, 5, 0, *options)
+            shards[name] = shard_set(root, name, data, 0.1)
         variants = {
             "recipe's data": ("recipe", args.epochs),
             "+ ensemble arrangement": ("arranged", args.epochs),
@@ -105,64 +59,8 @@ def main() -> None:
         rows = {}
         for name, (data, epochs) in variants.items():
             run = root / "runs" / f"{data}-{epochs}"
-            if not (run / "best.onnx").exists():
-                cli(
-                    "musicid-train",
-                    "--shards",
-                    str(shards[data]),
-                    "--out",
-                    str(run),
-                    "--epochs",
-                    str(epochs),
-                    "--epoch-steps",
-                    str(args.epoch_steps),
-                    "--lr",
-                    "2e-3",
-                    "--conditions",
-                    "0.5",
-                    "--overwrite",
-                )
-            history = [
-                json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-            ]
-            row = {
-                "val": max(h["val_mAP"] for h in history),
-                "test": evaluate(run, shards["recipe"], "test", root / "eval" / run.name)["mAP"],
-            }
-            clips, mix = root / "clips" / run.name, root / "events" / run.name
-            cli(
-                "musicid-eval",
-                "clips",
-                str(args.clips),
-                "--model",
-                str(run),
-                "--out",
-                str(clips),
-                "--overwrite",
-            )
-            cli(
-                "musicid-eval",
-                "events",
-                str(args.mixtures),
-                "--model",
-                str(run),
-                "--out",
-                str(mix),
-                "--overwrite",
-            )
-            c = json.loads((clips / "clips.json").read_text())
-            e = json.loads((mix / "report.json").read_text())
-            row |= {
-                "top1": c["top1"],
-                "top3": c["top3"],
-                "seg F1": e["segment"]["micro_f1"],
-                "event F1": e["event"]["micro_f1"],
-                "seg mAP": e["segment"]["mAP"],
-                "never": e["named_never_playing"]["per_file"],
-                "others": e["others_only"]["share_named"],
-            }
-            rows[name] = row
-            print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+            train_steps(shards[data], run, epochs, args.epoch_steps)
+            rows[name] = read_off(name, run, shards["recipe"], args.clips, args.mixtures, root)
     print(
         f"\n{args.recordings} generated recordings x 5 s per data set; {args.epochs} x "
         f"{args.epoch_steps} steps "
@@ -170,25 +68,7 @@ def main() -> None:
         "real: "
         f"{args.clips.name} (solo), {args.mixtures.name} (mixtures)"
     )
-    heads = [
-        "val mAP (own)",
-        "rendered test mAP",
-        "solo top-1",
-        "solo top-3",
-        "mixtures segment F1",
-        "event F1",
-        "segment mAP",
-        "named, never playing (per file)",
-        "outsiders-only time named",
-    ]
-    print("| variant | " + " | ".join(heads) + " |")
-    print("|---|" + "---|" * len(heads))
-    for name, row in rows.items():
-        print(
-            f"| {name} | "
-            + " | ".join(f"{v:.3f}" if k != "never" else f"{v:.2f}" for k, v in row.items())
-            + " |"
-        )
+    print_table(["val mAP (own)", "rendered test mAP", *REAL_HEADS], rows)
 
 
 if __name__ == "__main__":

@@ -22,41 +22,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from clis import cli, equal_compute_options, evaluate
+from clis import RECIPE, cli, equal_compute_options, evaluate, generated, once
 
 from musicid.pipeline.library import LIBRARY_FILE
-
-
-def once(out: Path, *args: str) -> Path:
-    """Make `out` with a musicid command unless an earlier run of this benchmark did (with
-    --out)."""
-    if not out.exists():
-        cli(*args)
-    return out
-
-
-def synth(out: Path, library: Path, recordings: int) -> Path:
-    return once(
-        out,
-        "musicid-pipeline",
-        "synth",
-        str(out),
-        "--engine",
-        "sampled",
-        "--library",
-        str(library),
-        "--recordings",
-        str(recordings),
-        "--seconds",
-        "5",
-        "--balance",
-        "--others",
-        "0.3",
-        "--solo",
-        "0.3",
-        "--seed",
-        "0",
-    )
 
 
 def main() -> None:
@@ -73,8 +41,8 @@ def main() -> None:
         lib = json.loads((args.library / LIBRARY_FILE).read_text())
         lib["instruments"] = [e for e in lib["instruments"] if e["kind"] == "sf2"]
         (fonts / LIBRARY_FILE).write_text(json.dumps(lib))
-        data_fonts = synth(root / "data-fonts", fonts, args.recordings)
-        data_real = synth(root / "data-real", args.library.resolve(), args.recordings)
+        data_fonts = generated(root, "fonts", fonts, args.recordings, 5, 0, *RECIPE)
+        data_real = generated(root, "real", args.library, args.recordings, 5, 0, *RECIPE)
         scores = once(
             root / "scores",
             "musicid-pipeline",

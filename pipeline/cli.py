@@ -33,6 +33,19 @@ SHARDS = Path("shards")
 Engine = choices("Engine", ENGINES)
 Segmentation = choices("Segmentation", SEGMENTATIONS)
 Others = choices("Others", OTHERS)
+PLAYERS_HELP = (
+    "With --library: play only these of its instruments (comma-separated names from its "
+    "library.json), e.g. those held out of a training set, for validation on unheard players."
+)
+HOLD_OUT_HELP = (
+    "With --library: never play these of its instruments (comma-separated names): hold them out "
+    "for validation data played by them alone (--players)."
+)
+
+
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated option as its items."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 @app.command()
@@ -73,6 +86,8 @@ def synth(
         help="sampled engine: an instrument library (musicid-pipeline instruments "
         "fetch): each part's player drawn from it.",
     ),
+    players: str = typer.Option("", help=PLAYERS_HELP),
+    hold_out: str = typer.Option("", help=HOLD_OUT_HELP),
     others: float = typer.Option(
         ARR.others,
         min=0.0,
@@ -118,7 +133,7 @@ def synth(
     ),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
-    chosen = tuple(e.strip() for e in ensembles.split(",") if e.strip()) or None
+    chosen = names(ensembles) or None
     arrangement = Arrangement(spread_db, entries, others, others_db)
     ids = synthesize(
         out,
@@ -137,6 +152,8 @@ def synth(
         solo,
         arrangement,
         others_only,
+        names(players),
+        names(hold_out),
     )
     typer.echo(
         f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
@@ -163,6 +180,8 @@ def render(
         help="Instrument library (musicid-pipeline instruments fetch): each part's "
         "player drawn from it instead of --soundfont.",
     ),
+    players: str = typer.Option("", help=PLAYERS_HELP),
+    hold_out: str = typer.Option("", help=HOLD_OUT_HELP),
     corpus: str = typer.Option(
         "",
         help="Also render music21's corpus scores of these composers (comma-separated, "
@@ -205,7 +224,7 @@ def render(
 ):
     """Render MIDI and scores into a MusicNet-layout dataset with sampled instruments and recording
     conditions."""
-    composers = tuple(c.strip() for c in corpus.split(",") if c.strip())
+    composers = names(corpus)
     if len(paths) < 2 and not (composers and paths):
         raise InputError(
             "render takes MIDI files, scores or folders (or --corpus), then the output folder"
@@ -225,6 +244,8 @@ def render(
         seconds,
         excerpts,
         Arrangement(spread_db, entries),
+        names(players),
+        names(hold_out),
     )
     wall = time.perf_counter() - t0
     typer.echo(

@@ -6,6 +6,9 @@ it.
 A library is checked whole when it is read: every field of every entry, every file there, and every
 sample an SFZ file plays (inside the library, readable, decodable, of a plausible length), so that a
 damaged instrument is one error naming the sample, never a labelled note played as silence.
+
+A part of a library can be held out: data played only by instruments that training never heard is
+validation that resembles the world, where every player is new.
 """
 
 from __future__ import annotations
@@ -110,8 +113,9 @@ class Library:
         ]
 
 
-def load_library(root: Path) -> Library:
-    """The library in `root` (its library.json validated entry by entry, every file present)."""
+def load_library(root: Path, only: tuple[str, ...] = (), hold_out: tuple[str, ...] = ()) -> Library:
+    """The library in `root` (its library.json validated entry by entry, every file present), with
+    `only` its instruments of these names, or all but those `hold_out` names (see select)."""
     root = Path(root)
     where = root / LIBRARY_FILE
     data = read_json(where, "instrument library (run musicid-pipeline instruments fetch)")
@@ -127,4 +131,31 @@ def load_library(root: Path) -> Library:
             raise InputError(f"{where}: {e.name}: {path} is missing")
         if e.kind == "sfz":
             check_sfz(path, root)
-    return lib
+    return select(lib, only, hold_out) if only or hold_out else lib
+
+
+def select(lib: Library, only: tuple[str, ...], hold_out: tuple[str, ...]) -> Library:
+    """The library with only the instruments named in `only`, or without those in `hold_out` (one of
+    the two); every name must be one of its instruments, and every one of the 11 classes must keep
+    a player, so that no labelled part is left without one."""
+    where = lib.root / LIBRARY_FILE
+    if only and hold_out:
+        raise InputError(
+            "--players and --hold-out exclude each other: name the players to keep, or those to "
+            "hold out"
+        )
+    names = [e.name for e in lib.entries]
+    unknown = [n for n in (*only, *hold_out) if n not in names]
+    if unknown:
+        raise InputError(
+            f"{where}: no instrument named {unknown[0]!r}; its instruments: {', '.join(names)}"
+        )
+    kept = Library(
+        lib.root,
+        tuple(e for e in lib.entries if (e.name in only if only else e.name not in hold_out)),
+    )
+    bare = [n for n in NAMES if not any(kept.players(n))]
+    if bare:
+        chosen = f"only {', '.join(only)}" if only else f"{', '.join(hold_out)} held out"
+        raise InputError(f"{where}: with {chosen}, nothing plays {', '.join(bare)}")
+    return kept

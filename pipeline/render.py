@@ -131,12 +131,15 @@ def render(
     seconds: float = EXCERPT_S,
     excerpts: int = 1,
     arrangement: Arrangement = Arrangement(),
+    only: tuple[str, ...] = (),
+    hold_out: tuple[str, ...] = (),
 ) -> RenderResult:
     """Render MIDI files and scores (files or folders, recursively; `corpus`: music21's corpus by
     composer) into a MusicNet-layout dataset under `out`. A MIDI file is one recording; a score
     gives `excerpts` recordings of `seconds`, each orchestrated anew (see scores.py). `library`: an
     instrument library folder whose players are drawn per part (else `soundfonts`, one per
-    recording). `varied=False` plays each file as written with a dry, unprocessed sound (see
+    recording); `only` / `hold_out`: its instruments to play, or those never to play
+    (library.select). `varied=False` plays each file as written with a dry, unprocessed sound (see
     Variety.draw). `arrangement` sets a score's parts against each other (their balance and entries;
     see generator.Arrangement). Every argument and input is checked before OUT is touched; a render
     that renders nothing leaves no dataset behind."""
@@ -145,7 +148,9 @@ def render(
         raise InputError(f"--others must be one of {', '.join(OTHERS)}, not {others!r}")
     if not (np.isfinite(seconds) and 1.0 <= seconds <= MAX_SECONDS):
         raise InputError(f"--seconds must be between 1 and {MAX_SECONDS:.0f}, not {seconds}")
-    lib = load_library(library) if library is not None else None
+    lib = load_library(library, only, hold_out) if library is not None else None
+    if (only or hold_out) and lib is None:
+        raise InputError("--players and --hold-out choose among the instruments of a --library")
     fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
     missing = [p for p in inputs if not Path(p).exists()]
     if missing:

@@ -166,6 +166,8 @@ def synthesize(
     solo: float = 0.0,
     arrangement: Arrangement = Arrangement(),
     others_only: float = 0.0,
+    only: tuple[str, ...] = (),
+    hold_out: tuple[str, ...] = (),
 ) -> dict[str, list[str]]:
     """Write a MusicNet-layout dataset under `out`; returns recording ids per folder.
 
@@ -181,8 +183,9 @@ def synthesize(
     `arrangement` (the parts' balance and entries, and `others`, the share of recordings with one
     more part, unlabelled, played by an instrument outside the 11; needs a library) and
     `others_only` (the share of recordings that are a line of such an instrument alone, with no
-    label at all). Each recording has its own seed, so `workers` processes write the same files as
-    one.
+    label at all); `only` / `hold_out`: the library's instruments to play, or those never to play
+    (library.select). Each recording has its own seed, so `workers` processes write the same files
+    as one.
     """
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -190,7 +193,9 @@ def synthesize(
         require_render_extra()
         fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
         # read once, handed to the workers
-        lib = load_library(library) if library is not None else None
+        lib = load_library(library, only, hold_out) if library is not None else None
+        if (only or hold_out) and lib is None:
+            raise InputError("--players and --hold-out choose among the instruments of a --library")
         if (arrangement.others or others_only) and library is None:
             raise InputError(
                 "--others and --others-only need an instrument library (--library DIR) to play them"
@@ -199,13 +204,14 @@ def synthesize(
         soundfonts
         or not varied
         or library is not None
+        or only
+        or hold_out
         or arrangement != Arrangement()
         or others_only
     ):
         raise InputError(
-            "SoundFonts, --library, --others, --others-only, --spread-db, --entries and "
-            "--no-variety "
-            "apply to the sampled engine only (--engine sampled)"
+            "SoundFonts, --library, --players, --hold-out, --others, --others-only, --spread-db, "
+            "--entries and --no-variety apply to the sampled engine only (--engine sampled)"
         )
     else:
         fonts, lib = None, None

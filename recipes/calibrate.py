@@ -1,14 +1,16 @@
 """`python -m musicid.recipes.calibrate SHARDS [--model DIR]`: fit a model's calibration again
-(thresholds, biases, event rules) on the val split of SHARDS, and store it beside the model, bound
-to its weights.
+(thresholds, biases, event rules) on the val split of SHARDS, and store it beside the model (a
+shipped model's folder, or a training run's best checkpoint), bound to its weights.
 
 For a model whose calibration predates a part of it (a format-1 calibration has no event rules, so
-its events are its thresholds window by window) or was fitted on data unlike the music it meets. The
+its events are its thresholds window by window) or was fitted on data unlike the music it meets (a
+run's own val split is played by the instruments it trained on; data played by instruments held out
+of its training, `synth --players`, is more like a user's recording, where every player is new). The
 prior bias stays the model's own (its training data's label frequency); everything else is fitted on
-SHARDS' val split, which should be data the model was not trained on. The model card records what it
-was fitted on. A model whose default predictor was a window-by-window fitted one gets the events
-predictor as its default (the event rules are what it lacked): its checkpoint's card says so, and
-its ONNX export is made again from the same weights."""
+SHARDS' val split, which should be data the model was not trained on. The calibration, and a shipped
+model's card, record what it was fitted on. A shipped model whose default predictor was a
+window-by-window fitted one gets the events predictor as its default (the event rules are what it
+lacked): its checkpoint's card says so, and its ONNX export is made again from the same weights."""
 
 from __future__ import annotations
 
@@ -24,7 +26,16 @@ from musicid.infer.evaluate import check_compatible
 from musicid.infer.loaded import load_run
 from musicid.infer.predictors import FITTED
 from musicid.network import export_checkpoint
-from musicid.run import CARD, EVENTS, SHIPPED, WEIGHTS, Checkpoint, read_card
+from musicid.run import (
+    BEST,
+    CARD,
+    EVENTS,
+    SHIPPED,
+    WEIGHTS,
+    Checkpoint,
+    checkpoint_file,
+    read_card,
+)
 from musicid.shardset import read_manifest, shard_urls
 from musicid.validation import collect_predictions, fit_calibration
 
@@ -34,11 +45,11 @@ app = new_app()
 
 
 def recalibrate(folder: Path, shards: Path) -> Path:
-    """Fit the calibration of the shipped model in `folder` on `shards`' val split (see the module's
-    docstring); returns the calibration file."""
-    weights = folder / WEIGHTS
+    """Fit the calibration of the shipped model or run in `folder` on `shards`' val split (see the
+    module's docstring); returns the calibration file."""
+    weights = checkpoint_file(folder)
     if not weights.is_file():
-        raise InputError(f"{folder}: no {WEIGHTS} (a shipped model's folder)")
+        raise InputError(f"{folder}: no {WEIGHTS} or {BEST} (a shipped model's or a run's folder)")
     loaded = load_run(weights)
     manifest = read_manifest(shards)
     check_compatible(loaded, manifest, shards)
@@ -56,6 +67,10 @@ def recalibrate(folder: Path, shards: Path) -> Path:
     )
     if loaded.calibration is not None:  # the training data's label frequency, not SHARDS'
         cal.biases["prior"] = loaded.calibration.biases["prior"]
+    if weights.name == BEST:  # a run: its card is inside the checkpoint, and stays as it is
+        path = cal.save(weights)
+        print(f"{path}: fitted on {cal.fitted_on}")
+        return path
     card = {**read_card(folder), "calibration": cal.fitted_on}
     if loaded.card.default_predictor in FITTED:
         ckpt = Checkpoint.load(weights)
@@ -78,7 +93,9 @@ def calibrate(
         ..., help="A shard set whose val split the model was not trained on."
     ),
     model: Path = typer.Option(
-        None, help="A shipped model's folder (default: the package's musicid/model/)."
+        None,
+        help="A shipped model's folder or a training run's (default: the package's "
+        "musicid/model/).",
     ),
 ):
     """Fit the model's calibration on SHARDS' val split and store it beside the model."""

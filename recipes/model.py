@@ -159,6 +159,11 @@ def recipe(
     others_only: float = typer.Option(
         OTHERS_ONLY, min=0.0, max=1.0, help="Share of generated recordings of an outsider alone."
     ),
+    hold_out: str = typer.Option(
+        "",
+        help="The library's instruments (comma-separated names) held out of the training data; "
+        "the calibration data is then played by them alone, players the model never heard.",
+    ),
     epochs: int = typer.Option(EPOCHS, min=1, help="Training epochs."),
     lr: float = typer.Option(LR, min=0.0, help="Peak learning rate."),
     conditions: float = typer.Option(
@@ -185,6 +190,7 @@ def recipe(
     exe = {name: bin_of(name) for name in ("pipeline", "train", "eval")}
     w, s = ["--workers", str(workers)], ["--seed", str(seed)]
     arrangement = ["--spread-db", str(spread_db), "--entries", str(entries)]
+    held = ["--hold-out", hold_out] if hold_out else []
     steps = Steps(out)
     steps.run("fetch", [exe["pipeline"], "instruments", "fetch", str(lib)])
 
@@ -208,7 +214,7 @@ def recipe(
             seed,
             (
                 *("--others", str(others), "--others-db", str(OTHERS_DB)),
-                *("--others-only", str(others_only), *arrangement),
+                *("--others-only", str(others_only), *arrangement, *held),
             ),
         ),
     )
@@ -227,6 +233,7 @@ def recipe(
             "--excerpts",
             str(excerpts),
             *arrangement,
+            *held,
             "--overwrite",
             *s,
         ],
@@ -252,7 +259,13 @@ def recipe(
     cal_seed = seed + CAL_SEED
     steps.run(
         "synth-cal",
-        synth_cmd(cal_synth, CAL_RECORDINGS, CAL_SECONDS, cal_seed, CAL_ARRANGEMENT),
+        synth_cmd(
+            cal_synth,
+            CAL_RECORDINGS,
+            CAL_SECONDS,
+            cal_seed,
+            (*CAL_ARRANGEMENT, *(["--players", hold_out] if hold_out else [])),
+        ),
     )
     steps.run(
         "shards-cal",
@@ -328,6 +341,7 @@ def recipe(
             "entries": entries,
             "others": others,
             "others_only": others_only,
+            "hold_out": hold_out,
         },
         "training": {
             k: trained[k]

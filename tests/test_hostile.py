@@ -370,6 +370,29 @@ def test_recipe_stamps_record_settings_and_rerun_what_changed(tmp_path):
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["data", "shards", "train"]
 
 
+def test_the_recipe_holds_players_out_of_training_and_calibrates_on_them(tmp_path, monkeypatch):
+    """--hold-out: the training data (synth, render) never plays those instruments, the
+    calibration data plays only them."""
+    from musicid.recipes import model
+
+    ran = {}
+
+    def record(self, name, cmd, again=(), resume=()):
+        if name == "train":
+            raise SystemExit(0)  # the data steps are what this checks
+        ran[name] = cmd
+
+    monkeypatch.setattr(model.Steps, "run", record)
+    r = invoke(model.app, ["--out", tmp_path, "--hold-out", "MuseScore_General,tonejs-cello"])
+    assert r.exit_code == 0, r.output
+    held = ["--hold-out", "MuseScore_General,tonejs-cello"]
+    for name in ("synth", "render"):
+        i = ran[name].index("--hold-out")
+        assert ran[name][i : i + 2] == held and "--players" not in ran[name]
+    i = ran["synth-cal"].index("--players")
+    assert ran["synth-cal"][i + 1] == held[1] and "--hold-out" not in ran["synth-cal"]
+
+
 def test_a_failed_step_leaves_no_stamp_and_reruns(tmp_path):
     from musicid.errors import MusicidError
 

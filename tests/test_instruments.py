@@ -145,6 +145,34 @@ def test_library_validates_and_draws_players(library, tmp_path):
         load_library(tmp_path / "nowhere")
 
 
+def test_players_held_out_of_a_library_never_play(library, tmp_path):
+    """--hold-out keeps the named instruments silent (validation data can then be played by them
+    alone, --players); names must exist, the two options exclude each other, and every class must
+    keep a player: each refusal is one line, and nothing is written."""
+    base = ["--recordings", "4", "--seconds", "2", "--engine", "sampled", "--library", library]
+    base += ["--ensembles", "Solo Violin", "--workers", "1"]
+    r = invoke(app, ["synth", tmp_path / "held", *base, "--hold-out", "my-violin"])
+    assert r.exit_code == 0, r.output
+    played = ";".join(pd.read_csv(tmp_path / "held" / "musicnet_metadata.csv").players)
+    assert "my-violin" not in played and "Violin=TimGM6mb:40" in played
+    lib = load_library(library, hold_out=("my-violin",))
+    assert lib.players("Violin")[0] == [] and lib.players("Violin")[1][0].name == "TimGM6mb:40"
+    assert [e.name for e in load_library(library, only=("TimGM6mb",)).entries] == ["TimGM6mb"]
+    for options, message in (
+        (["--players", "my-violin"], "with only my-violin, nothing plays Piano, Harpsichord"),
+        (["--hold-out", "Kazoo"], "no instrument named 'Kazoo'; its instruments: my-violin, TimGM"),
+        (["--players", "TimGM6mb", "--hold-out", "my-violin"], "exclude each other"),
+    ):
+        r = invoke(app, ["synth", tmp_path / "refused", *base, *options])
+        assert r.exit_code == 1 and message in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+    r = invoke(app, ["synth", tmp_path / "refused", "--hold-out", "my-violin"])
+    assert r.exit_code == 1 and "sampled engine only" in r.output
+    r = invoke(app, ["render", tmp_path / "x.mid", tmp_path / "refused", "--players", "TimGM6mb"])
+    assert r.exit_code == 1 and "instruments of a --library" in r.output
+    assert not (tmp_path / "refused").exists()
+
+
 def test_fetch_refuses_a_folder_it_did_not_write(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(InputError, match="not an instrument library"):

@@ -169,3 +169,29 @@ def test_calibrate_fits_event_rules_and_makes_events_the_default(tiny_run, tiny_
     clip = tmp_path / "clip.wav"
     write_float_wav(clip, tone(2.0, 22050, 1, 440.0), 22050)
     assert predict_file(clip, run).predictor == "events"
+
+
+def test_calibrate_refits_a_runs_calibration_and_leaves_its_weights(
+    tiny_run, tiny_shards, tmp_path
+):
+    """A training run's calibration fitted again on other shards (e.g. players held out of its
+    training): beside best.pt, the prior bias its own, best.pt and the ONNX export untouched."""
+    import shutil
+
+    from musicid.files import sha256_file
+    from musicid.recipes.calibrate import app as calibrate_app
+    from musicid.run import Calibration
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    old = Calibration.load(run / "best.pt")
+    weights = {p.name: sha256_file(p) for p in (run / "best.pt", run / "best.onnx")}
+    r = invoke(calibrate_app, [tiny_shards, "--model", run])
+    assert r.exit_code == 0, r.output
+    new = Calibration.load(run / "best.pt")
+    assert (
+        f"{tiny_shards} val split" in new.fitted_on and new.biases["prior"] == old.biases["prior"]
+    )
+    assert {p.name: sha256_file(p) for p in (run / "best.pt", run / "best.onnx")} == weights
+    assert load_run(run).calibration.fitted_on == new.fitted_on
+    r = invoke(calibrate_app, [tiny_shards, "--model", tmp_path])
+    assert r.exit_code == 1 and "no model.pt or best.pt" in r.output
