@@ -179,14 +179,15 @@ def generated(
     )
 
 
-def shard_set(root: Path, name: str, data: Path, val: float, *extra: str) -> Path:
-    """`data`'s shards in `root/shards-NAME` (made once), `val` of its train split for val."""
+def shard_set(root: Path, name: str, data: list[Path], val: float, *extra: str) -> Path:
+    """The shards of the `data` datasets in `root/shards-NAME` (made once), `val` of their train
+    split for val."""
     out = root / f"shards-{name}"
     return once(
         out,
         "musicid-pipeline",
         "build-shards",
-        str(data),
+        *map(str, data),
         str(out),
         "--val-fraction",
         str(val),
@@ -205,11 +206,11 @@ def train_steps(shards: Path, run: Path, epochs: int, epoch_steps: int, seed: in
 
 
 def calibrated(trained: Path, shards: Path, run: Path) -> Path:
-    """A copy of `trained` in `run` (this benchmark's own: made again) with its calibration fitted
-    on `shards`' val split."""
+    """A copy of `trained` in `run` (this benchmark's own: made again; without the last checkpoint,
+    which prediction never reads) with its calibration fitted on `shards`' val split."""
     if run.exists():
         shutil.rmtree(run)
-    shutil.copytree(trained, run)
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("last.*"))
     cli("python", "-m", "musicid.recipes.calibrate", str(shards), "--model", str(run))
     return run
 

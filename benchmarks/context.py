@@ -52,8 +52,8 @@ def main() -> None:
             # 1-s windows at a 0.5-s hop are build-shards' defaults: the held-out benchmark's shards
             tag = "all" if float(window) == 1 else f"all-{window}s"
             cut = ("--window", window, "--hop", HOP) if tag != "all" else ()
-            shards = shard_set(root, f"train-{tag}", train, 0.1, *cut)
-            cal_shards = shard_set(root, f"cal-{tag}", cal, 0.9, *cut)
+            shards = shard_set(root, f"train-{tag}", [train], 0.1, *cut)
+            cal_shards = shard_set(root, f"cal-{tag}", [cal], 0.9, *cut)
             steps = f"{tag}-{args.epochs}x{args.epoch_steps}"
             trained = train_steps(shards, root / "runs" / steps, args.epochs, args.epoch_steps)
             run = calibrated(trained, cal_shards, root / "calibrated" / steps)

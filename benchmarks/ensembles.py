@@ -50,7 +50,7 @@ def main() -> None:
         shards = {}
         for name, options in (("recipe", RECIPE), ("arranged", ARRANGED)):
             data = generated(root, name, args.library, args.recordings, 5, 0, *options)
-            shards[name] = shard_set(root, name, data, 0.1)
+            shards[name] = shard_set(root, name, [data], 0.1)
         variants = {
             "recipe's data": ("recipe", args.epochs),
             "+ ensemble arrangement": ("arranged", args.epochs),

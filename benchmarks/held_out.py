@@ -68,7 +68,7 @@ def main() -> None:
             made = generated(
                 root, name, args.library, recordings, seconds, seed, *ARRANGED, *players
             )
-            return shard_set(root, name, made, val)
+            return shard_set(root, name, [made], val)
 
         hold = ("--hold-out", args.hold_out)
         train = {

@@ -22,7 +22,17 @@ import json
 import tempfile
 from pathlib import Path
 
-from clis import RECIPE, cli, equal_compute_options, evaluate, generated, once
+from clis import (
+    RECIPE,
+    best_val,
+    cli,
+    equal_compute_options,
+    evaluate,
+    generated,
+    once,
+    shard_set,
+    train,
+)
 
 from musicid.pipeline.library import LIBRARY_FILE
 
@@ -65,18 +75,7 @@ def main() -> None:
             ("real", [data_real]),
             ("scores", [data_real, scores]),
         ):
-            shards[name] = once(
-                root / f"shards-{name}",
-                "musicid-pipeline",
-                "build-shards",
-                *map(str, roots),
-                str(root / f"shards-{name}"),
-                "--val-fraction",
-                "0.1",
-                "--shards-per-split",
-                "4",
-                "--extra-val",
-            )
+            shards[name] = shard_set(root, name, roots, 0.1, "--extra-val")
         variants = {
             "SoundFonts only": ("fonts", 0.0),
             "+ real samples": ("real", 0.0),
@@ -86,27 +85,11 @@ def main() -> None:
         rows = {}
         for name, (data, conditions) in variants.items():
             run = root / "runs" / data / str(conditions)
-            cli(
-                "musicid-train",
-                "--shards",
-                str(shards[data]),
-                "--out",
-                str(run),
-                "--epochs",
-                str(args.epochs),
-                "--epoch-steps",
-                str(args.epoch_steps),
-                "--lr",
-                "2e-3",
-                "--conditions",
-                str(conditions),
-                "--overwrite",
+            train(
+                shards[data], run, args.epochs, conditions, "--epoch-steps", str(args.epoch_steps)
             )
-            history = [
-                json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-            ]
             row = {
-                "val": max(h["val_mAP"] for h in history),
+                "val": best_val(run),
                 "test": evaluate(
                     run, shards["real"], "test", root / "eval" / data / str(conditions)
                 )["mAP"],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from musicid.cli import DefaultGroup, choices, command, new_app, run
+from musicid.cli import DefaultGroup, choices, comma_separated, command, new_app, run
 from musicid.files import output_folder, refuse_existing, write_json_atomic, write_text_atomic
 from musicid.run import DEVICE, DEVICES, resolve_model
 from musicid.splits import SPLITS
@@ -56,7 +56,7 @@ Level = choices("Level", LEVELS)
 
 
 def _instruments(value: str | None) -> tuple[str, ...] | None:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+    return comma_separated(value) if value else None
 
 
 def _public(report: dict) -> dict:

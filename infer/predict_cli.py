@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from musicid.audio import AUDIO_SUFFIXES, CHUNK_S
-from musicid.cli import choices, command, new_app, run
+from musicid.cli import choices, comma_separated, command, new_app, run
 from musicid.errors import AudioError, InputError
 from musicid.files import output_folder, refuse_existing, write_text_atomic
 from musicid.run import DEVICE, DEVICES, resolve_model
@@ -158,7 +158,7 @@ def predict_cmd(
 ):
     """Which instruments play, and when: a summary per file on stdout, and per file a CSV, JSON and
     PNG timeline, an event list and a listening page, as --format asks."""
-    wanted = check_formats([f.strip() for f in formats.split(",") if f.strip()])
+    wanted = check_formats(list(comma_separated(formats)))
     check_inputs(inputs)
     files, other = audio_files(inputs)
     if other:

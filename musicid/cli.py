@@ -132,6 +132,11 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def comma_separated(text: str | None) -> tuple[str, ...]:
+    """A comma-separated option's items, blanks dropped."""
+    return tuple(v.strip() for v in (text or "").split(",") if v.strip())
+
+
 def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
     """An option's choices as the Enum Typer validates, from the one tuple that declares them."""
     return Enum(name, {v: v for v in values}, type=str)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from musicid.cli import choices, command, new_app, run
+from musicid.cli import choices, comma_separated, command, new_app, run
 from musicid.errors import InputError
 from musicid.features import LogMel
 from musicid.files import atomic_path, refuse_existing
@@ -41,11 +41,6 @@ HOLD_OUT_HELP = (
     "With --library: never play these of its instruments (comma-separated names): hold them out "
     "for validation data played by them alone (--players)."
 )
-
-
-def names(text: str) -> tuple[str, ...]:
-    """A comma-separated option as its items."""
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 @app.command()
@@ -133,7 +128,7 @@ def synth(
     ),
 ):
     """Write the built-in synthetic MusicNet (11 instrument timbres, MusicNet ensembles)."""
-    chosen = names(ensembles) or None
+    chosen = comma_separated(ensembles) or None
     arrangement = Arrangement(spread_db, entries, others, others_db)
     ids = synthesize(
         out,
@@ -152,8 +147,8 @@ def synth(
         solo,
         arrangement,
         others_only,
-        names(players),
-        names(hold_out),
+        comma_separated(players),
+        comma_separated(hold_out),
     )
     typer.echo(
         f"wrote {len(ids['train'])} train + {len(ids['test'])} test recordings "
@@ -224,7 +219,7 @@ def render(
 ):
     """Render MIDI and scores into a MusicNet-layout dataset with sampled instruments and recording
     conditions."""
-    composers = names(corpus)
+    composers = comma_separated(corpus)
     if len(paths) < 2 and not (composers and paths):
         raise InputError(
             "render takes MIDI files, scores or folders (or --corpus), then the output folder"
@@ -244,8 +239,8 @@ def render(
         seconds,
         excerpts,
         Arrangement(spread_db, entries),
-        names(players),
-        names(hold_out),
+        comma_separated(players),
+        comma_separated(hold_out),
     )
     wall = time.perf_counter() - t0
     typer.echo(

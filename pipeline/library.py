@@ -134,6 +134,18 @@ def load_library(root: Path, only: tuple[str, ...] = (), hold_out: tuple[str, ..
     return select(lib, only, hold_out) if only or hold_out else lib
 
 
+def open_library(
+    root: Path | None, only: tuple[str, ...] = (), hold_out: tuple[str, ...] = ()
+) -> Library | None:
+    """load_library(root, only, hold_out), or None without a library folder, where choosing among
+    its instruments is an error."""
+    if root is not None:
+        return load_library(root, only, hold_out)
+    if only or hold_out:
+        raise InputError("--players and --hold-out choose among the instruments of a --library")
+    return None
+
+
 def select(lib: Library, only: tuple[str, ...], hold_out: tuple[str, ...]) -> Library:
     """The library with only the instruments named in `only`, or without those in `hold_out` (one of
     the two); every name must be one of its instruments, and every one of the 11 classes must keep

@@ -27,7 +27,7 @@ from musicid.vocab import NAME_OF_ID
 
 from .generator import Arrangement
 from .layout import INCOMPLETE, dataset_writer, finish_dataset, write_musicnet_recording
-from .library import Library, load_library
+from .library import Library, open_library
 from .performance import (
     MAX_SECONDS,
     Take,
@@ -148,9 +148,7 @@ def render(
         raise InputError(f"--others must be one of {', '.join(OTHERS)}, not {others!r}")
     if not (np.isfinite(seconds) and 1.0 <= seconds <= MAX_SECONDS):
         raise InputError(f"--seconds must be between 1 and {MAX_SECONDS:.0f}, not {seconds}")
-    lib = load_library(library, only, hold_out) if library is not None else None
-    if (only or hold_out) and lib is None:
-        raise InputError("--players and --hold-out choose among the instruments of a --library")
+    lib = open_library(library, only, hold_out)
     fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
     missing = [p for p in inputs if not Path(p).exists()]
     if missing:

@@ -20,7 +20,7 @@ from musicid.vocab import MUSICNET_ID
 
 from .generator import ENSEMBLES, OTHER, TIMBRES, Arrangement, Timbre, choose_ensembles, score
 from .layout import dataset_writer, finish_dataset, write_musicnet_recording
-from .library import Library, load_library
+from .library import Library, open_library
 from .performance import MAX_SECONDS, check_soundfont, render_score, require_render_extra
 from .players import default_soundfont
 from .workers import WORKERS, ordered_map
@@ -193,9 +193,7 @@ def synthesize(
         require_render_extra()
         fonts = [check_soundfont(p) for p in (soundfonts or [default_soundfont()])]
         # read once, handed to the workers
-        lib = load_library(library, only, hold_out) if library is not None else None
-        if (only or hold_out) and lib is None:
-            raise InputError("--players and --hold-out choose among the instruments of a --library")
+        lib = open_library(library, only, hold_out)
         if (arrangement.others or others_only) and library is None:
             raise InputError(
                 "--others and --others-only need an instrument library (--library DIR) to play them"
