@@ -33,6 +33,7 @@ from musicid.pipeline.library import load_library
 from musicid.pipeline.scores import CORPUS_COMPOSERS
 from musicid.pipeline.workers import WORKERS
 from musicid.run import CARD, SHIPPED, read_card
+from musicid.train.trainer import TrainConfig
 
 from . import CONDITIONS, LR
 from . import exe as bin_of
@@ -51,6 +52,9 @@ EPOCHS = 4
 CAL_RECORDINGS, CAL_SECONDS, CAL_SEED = 300, 20.0, 12
 CAL_ARRANGEMENT = ("--spread-db", "15", "--entries", "0.4", "--others", "0.5", "--others-db", "6")
 CAL_ARRANGEMENT += ("--others-only", "0.1")
+# what the card records of the run's training settings
+TRAINING_RECORD = ("epochs", "lr", "conditions", "mixup", "seed", "batch_size", "loss")
+TRAINING_RECORD += ("steps_per_epoch",)
 app = new_app()
 
 
@@ -168,6 +172,11 @@ def recipe(
     lr: float = typer.Option(LR, min=0.0, help="Peak learning rate."),
     conditions: float = typer.Option(
         CONDITIONS, min=0.0, max=1.0, help="Recording-condition augmentation in training."
+    ),
+    mixup: float = typer.Option(
+        TrainConfig.mixup,
+        min=0.0,
+        help="Mix training windows as sounds, lam ~ Beta(a, a) (musicid-train's).",
     ),
     seed: int = typer.Option(0, help="Seed of the data, the shards and the training."),
     workers: int = typer.Option(
@@ -297,6 +306,7 @@ def recipe(
             str(lr),
             "--conditions",
             str(conditions),
+            *(["--mixup", str(mixup)] if mixup else []),
             *w,
             *s,
         ],
@@ -343,10 +353,7 @@ def recipe(
             "others_only": others_only,
             "hold_out": hold_out,
         },
-        "training": {
-            k: trained[k]
-            for k in ("epochs", "lr", "conditions", "seed", "batch_size", "loss", "steps_per_epoch")
-        },
+        "training": {k: trained[k] for k in TRAINING_RECORD},
         "step_seconds": steps.took,
         "data_sources": load_library(lib).licences()
         + [

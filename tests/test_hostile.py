@@ -393,6 +393,25 @@ def test_the_recipe_holds_players_out_of_training_and_calibrates_on_them(tmp_pat
     assert ran["synth-cal"][i + 1] == held[1] and "--hold-out" not in ran["synth-cal"]
 
 
+@pytest.mark.parametrize("args, expected", [([], None), (["--mixup", "1.0"], "1.0")])
+def test_the_recipe_passes_mixup_to_training_only_when_asked(tmp_path, monkeypatch, args, expected):
+    """The default train command is unchanged (an earlier run's stamp still matches it)."""
+    from musicid.recipes import model
+
+    ran = {}
+
+    def record(self, name, cmd, again=(), resume=()):
+        ran[name] = cmd
+        if name == "train":
+            raise SystemExit(0)
+
+    monkeypatch.setattr(model.Steps, "run", record)
+    r = invoke(model.app, ["--out", tmp_path, *args])
+    assert r.exit_code == 0, r.output
+    train = ran["train"]
+    assert (train[train.index("--mixup") + 1] if "--mixup" in train else None) == expected
+
+
 def test_a_failed_step_leaves_no_stamp_and_reruns(tmp_path):
     from musicid.errors import MusicidError
 
