@@ -383,7 +383,7 @@ def test_interrupted_workers_and_a_broken_soundfont_say_one_line(tmp_path):
         "synth",
         str(tmp_path / "ds"),
         "--recordings",
-        "40",
+        "400",  # far more than a loaded machine renders before the interrupt lands
         "--seconds",
         "3",
         "--engine",
