@@ -370,32 +370,9 @@ def test_recipe_stamps_record_settings_and_rerun_what_changed(tmp_path):
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["data", "shards", "train"]
 
 
-def test_the_recipe_holds_players_out_of_training_and_calibrates_on_them(tmp_path, monkeypatch):
-    """--hold-out: the training data (synth, render) never plays those instruments, the
-    calibration data plays only them."""
-    from musicid.recipes import model
-
-    ran = {}
-
-    def record(self, name, cmd, again=(), resume=()):
-        if name == "train":
-            raise SystemExit(0)  # the data steps are what this checks
-        ran[name] = cmd
-
-    monkeypatch.setattr(model.Steps, "run", record)
-    r = invoke(model.app, ["--out", tmp_path, "--hold-out", "MuseScore_General,tonejs-cello"])
-    assert r.exit_code == 0, r.output
-    held = ["--hold-out", "MuseScore_General,tonejs-cello"]
-    for name in ("synth", "render"):
-        i = ran[name].index("--hold-out")
-        assert ran[name][i : i + 2] == held and "--players" not in ran[name]
-    i = ran["synth-cal"].index("--players")
-    assert ran["synth-cal"][i + 1] == held[1] and "--hold-out" not in ran["synth-cal"]
-
-
-@pytest.mark.parametrize("args, expected", [([], None), (["--mixup", "1.0"], "1.0")])
-def test_the_recipe_passes_mixup_to_training_only_when_asked(tmp_path, monkeypatch, args, expected):
-    """The default train command is unchanged (an earlier run's stamp still matches it)."""
+def _recipe_commands(tmp_path, monkeypatch, args: list[str]) -> dict[str, list[str]]:
+    """The commands the recipe's steps would run with `args`, up to and including training
+    (nothing runs)."""
     from musicid.recipes import model
 
     ran = {}
@@ -408,7 +385,25 @@ def test_the_recipe_passes_mixup_to_training_only_when_asked(tmp_path, monkeypat
     monkeypatch.setattr(model.Steps, "run", record)
     r = invoke(model.app, ["--out", tmp_path, *args])
     assert r.exit_code == 0, r.output
-    train = ran["train"]
+    return ran
+
+
+def test_the_recipe_holds_players_out_of_training_and_calibrates_on_them(tmp_path, monkeypatch):
+    """--hold-out: the training data (synth, render) never plays those instruments, the
+    calibration data plays only them."""
+    held = ["--hold-out", "MuseScore_General,tonejs-cello"]
+    ran = _recipe_commands(tmp_path, monkeypatch, held)
+    for name in ("synth", "render"):
+        i = ran[name].index("--hold-out")
+        assert ran[name][i : i + 2] == held and "--players" not in ran[name]
+    i = ran["synth-cal"].index("--players")
+    assert ran["synth-cal"][i + 1] == held[1] and "--hold-out" not in ran["synth-cal"]
+
+
+@pytest.mark.parametrize("args, expected", [([], None), (["--mixup", "1.0"], "1.0")])
+def test_the_recipe_passes_mixup_to_training_only_when_asked(tmp_path, monkeypatch, args, expected):
+    """The default train command is unchanged (an earlier run's stamp still matches it)."""
+    train = _recipe_commands(tmp_path, monkeypatch, args)["train"]
     assert (train[train.index("--mixup") + 1] if "--mixup" in train else None) == expected
 
 
