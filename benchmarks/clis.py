@@ -237,8 +237,15 @@ def real_figures(run: Path, clips: Path, mixtures: Path, out: Path) -> dict:
             str(out / what),
             "--overwrite",
         )
-    c = json.loads((out / "clips" / "clips.json").read_text())
-    e = json.loads((out / "events" / "report.json").read_text())
+    return real_row(
+        json.loads((out / "clips" / "clips.json").read_text()),
+        json.loads((out / "events" / "report.json").read_text()),
+    )
+
+
+def real_row(c: dict, e: dict) -> dict:
+    """The figures of REAL_HEADS from a `musicid-eval clips` result and a `musicid-eval events`
+    one."""
     return {
         "top1": c["top1"],
         "top3": c["top3"],
