@@ -69,13 +69,10 @@ def ensemble(members: list[Read]) -> Read:
         first = getattr(members[0], split)
         return replace(first, probs=np.mean([getattr(m, split).probs for m in members], axis=0))
 
-    names = " + ".join(m.run.name for m in members)
-    return Read(
-        replace(members[0].run, predict_proba=predict, name=names), mean("val"), mean("test")
-    )
+    return Read(replace(members[0].run, predict_proba=predict), mean("val"), mean("test"))
 
 
-def row(r: Read, cal: Manifest, cal_name: str, clips: Path, mixtures: Path) -> dict:
+def row(label: str, r: Read, cal: Manifest, cal_name: str, clips: Path, mixtures: Path) -> dict:
     fitted = fit_calibration(
         r.run.predict_proba,
         r.run.card,
@@ -92,7 +89,7 @@ def row(r: Read, cal: Manifest, cal_name: str, clips: Path, mixtures: Path) -> d
         "test": test_map,
         **real_row(score_clips(run, clips), evaluate_folder(run, mixtures, EVENTS)),
     }
-    print(f"{run.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out.items()), flush=True)
+    print(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in out.items()), flush=True)
     return out
 
 
@@ -114,21 +111,20 @@ def main() -> None:
     )
     real_set_options(ap)
     args = ap.parse_args()
-    groups = [[int(i) for i in g.split(",")] for g in args.ensemble or []] or [
-        list(range(len(args.models)))
-    ]
-    if any(not 0 <= i < len(args.models) for g in groups for i in g):
-        ap.error(f"--ensemble: positions are 0..{len(args.models) - 1}")
+    positions = [str(i) for i in range(len(args.models))]
+    groups = [g.split(",") for g in args.ensemble or [",".join(positions)]]
+    if any(i not in positions for g in groups for i in g):
+        ap.error(f"--ensemble: positions in MODELS are {', '.join(positions)}")
     cal = read_manifest(args.calibration)
     reads = [read(m, args.calibration, args.shards) for m in args.models]
-    rows = {}
-    for m, r in zip(args.models, reads, strict=True):
-        rows[str(m)] = row(r, cal, str(args.calibration), args.clips, args.mixtures)
+    models = {str(m): r for m, r in zip(args.models, reads, strict=True)}
     for g in groups:
-        name = "mean of " + " + ".join(str(args.models[i]) for i in g)
-        rows[name] = row(
-            ensemble([reads[i] for i in g]), cal, str(args.calibration), args.clips, args.mixtures
-        )
+        label = "mean of " + " + ".join(str(args.models[int(i)]) for i in g)
+        models[label] = ensemble([reads[int(i)] for i in g])
+    rows = {
+        label: row(label, r, cal, str(args.calibration), args.clips, args.mixtures)
+        for label, r in models.items()
+    }
     singles = np.array([list(rows[str(m)].values()) for m in args.models])
     rows["spread of the single models (max - min)"] = dict(
         zip(rows[str(args.models[0])], singles.max(axis=0) - singles.min(axis=0), strict=True)

@@ -383,7 +383,7 @@ def test_interrupted_workers_and_a_broken_soundfont_say_one_line(tmp_path):
         "synth",
         str(tmp_path / "ds"),
         "--recordings",
-        "400",  # far more than a loaded machine renders before the interrupt lands
+        "400",  # more than a loaded machine renders before the interrupt lands
         "--seconds",
         "3",
         "--engine",
@@ -392,7 +392,14 @@ def test_interrupted_workers_and_a_broken_soundfont_say_one_line(tmp_path):
         "2",
     ]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # as from a terminal: a test run started in the background of a script inherits SIGINT
+        # ignored, and Python then never turns Ctrl-C into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 60
     while not list((tmp_path / "ds").rglob("*.wav")) and time.time() < deadline:
