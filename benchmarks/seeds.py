@@ -33,9 +33,10 @@ from musicid.infer.evaluate import check_compatible
 from musicid.infer.loaded import LoadedRun, load_run
 from musicid.infer.sed import evaluate_folder
 from musicid.metrics import per_class_ap
+from musicid.recipes.calibrate import refit
 from musicid.run import EVENTS
 from musicid.shardset import Manifest, read_manifest, shard_urls
-from musicid.validation import Predictions, collect_predictions, fit_calibration
+from musicid.validation import Predictions, collect_predictions
 
 
 @dataclass
@@ -72,17 +73,8 @@ def ensemble(members: list[Read]) -> Read:
     return Read(replace(members[0].run, predict_proba=predict), mean("val"), mean("test"))
 
 
-def row(label: str, r: Read, cal: Manifest, cal_name: str, clips: Path, mixtures: Path) -> dict:
-    fitted = fit_calibration(
-        r.run.predict_proba,
-        r.run.card,
-        cal,
-        r.val,
-        f"{cal_name} val split ({len(r.val.probs)} windows)",
-    )
-    if r.run.calibration is not None:  # the training data's label frequency, as recalibrate keeps
-        fitted.biases["prior"] = r.run.calibration.biases["prior"]
-    run = replace(r.run, calibration=fitted)
+def row(label: str, r: Read, cal: Manifest, cal_shards: Path, clips: Path, mixtures: Path) -> dict:
+    run = replace(r.run, calibration=refit(r.run, cal, r.val, cal_shards))
     present = r.test.labels.any(axis=0)
     test_map = float(np.mean(per_class_ap(r.test.probs[:, present], r.test.labels[:, present])))
     out = {
@@ -122,7 +114,7 @@ def main() -> None:
         label = "mean of " + " + ".join(str(args.models[int(i)]) for i in g)
         models[label] = ensemble([reads[int(i)] for i in g])
     rows = {
-        label: row(label, r, cal, str(args.calibration), args.clips, args.mixtures)
+        label: row(label, r, cal, args.calibration, args.clips, args.mixtures)
         for label, r in models.items()
     }
     singles = np.array([list(rows[str(m)].values()) for m in args.models])

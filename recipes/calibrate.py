@@ -23,7 +23,7 @@ from musicid.cli import command, new_app, run
 from musicid.errors import InputError
 from musicid.files import sha256_file, write_json_atomic
 from musicid.infer.evaluate import check_compatible
-from musicid.infer.loaded import load_run
+from musicid.infer.loaded import LoadedRun, load_run
 from musicid.infer.predictors import FITTED
 from musicid.network import export_checkpoint
 from musicid.run import (
@@ -32,16 +32,32 @@ from musicid.run import (
     EVENTS,
     SHIPPED,
     WEIGHTS,
+    Calibration,
     Checkpoint,
     checkpoint_file,
     read_card,
 )
-from musicid.shardset import read_manifest, shard_urls
-from musicid.validation import collect_predictions, fit_calibration
+from musicid.shardset import Manifest, read_manifest, shard_urls
+from musicid.validation import Predictions, collect_predictions, fit_calibration
 
 from .export import halve_onnx
 
 app = new_app()
+
+
+def refit(loaded: LoadedRun, manifest: Manifest, val: Predictions, shards: Path) -> Calibration:
+    """`loaded`'s calibration fitted on `val`, the predictions of SHARDS' val split, keeping its
+    own prior bias."""
+    cal = fit_calibration(
+        loaded.predict_proba,
+        loaded.card,
+        manifest,
+        val,
+        f"{shards} val split ({len(val.probs)} windows)",
+    )
+    if loaded.calibration is not None:  # the training data's label frequency, not SHARDS'
+        cal.biases["prior"] = loaded.calibration.biases["prior"]
+    return cal
 
 
 def recalibrate(folder: Path, shards: Path) -> Path:
@@ -58,15 +74,7 @@ def recalibrate(folder: Path, shards: Path) -> Path:
     val = collect_predictions(
         loaded.predict_proba, shard_urls(manifest, shards, "val"), loaded.card
     )
-    cal = fit_calibration(
-        loaded.predict_proba,
-        loaded.card,
-        manifest,
-        val,
-        f"{shards} val split ({len(val.probs)} windows)",
-    )
-    if loaded.calibration is not None:  # the training data's label frequency, not SHARDS'
-        cal.biases["prior"] = loaded.calibration.biases["prior"]
+    cal = refit(loaded, manifest, val, shards)
     if weights.name == BEST:  # a run: its card is inside the checkpoint, and stays as it is
         path = cal.save(weights)
         print(f"{path}: fitted on {cal.fitted_on}")
