@@ -48,11 +48,11 @@ class Read:
     test: Predictions
 
 
-def read(model: Path, cal: Path, test: Path) -> Read:
+def read(model: Path, cal: tuple[Path, Manifest], test: tuple[Path, Manifest]) -> Read:
+    """`cal`, `test`: shard folders with their manifests, read once for every model."""
     run = load_run(model)
     splits = []
-    for shards, split in ((cal, "val"), (test, "test")):
-        manifest = read_manifest(shards)
+    for (shards, manifest), split in ((cal, "val"), (test, "test")):
         check_compatible(run, manifest, shards)
         urls = shard_urls(manifest, shards, split)
         splits.append(collect_predictions(run.predict_proba, urls, run.card))
@@ -108,7 +108,8 @@ def main() -> None:
     if any(i not in positions for g in groups for i in g):
         ap.error(f"--ensemble: positions in MODELS are {', '.join(positions)}")
     cal = read_manifest(args.calibration)
-    reads = [read(m, args.calibration, args.shards) for m in args.models]
+    test = (args.shards, read_manifest(args.shards))
+    reads = [read(m, (args.calibration, cal), test) for m in args.models]
     models = {str(m): r for m, r in zip(args.models, reads, strict=True)}
     for g in groups:
         label = "mean of " + " + ".join(str(args.models[int(i)]) for i in g)
